@@ -1,0 +1,123 @@
+# Makefile: the developer's and CI's entry points; a thin wrapper around CMake and CTest.
+# Each target first checks its Debian packages with scripts/deps.sh, so `make test` works as
+# the first command on a fresh Debian 12 machine. `make help` lists the targets.
+
+BUILD        ?= build
+BUILD_CLANG  ?= build-clang
+BUILD_ASAN   ?= build-asan
+BUILD_TSAN   ?= build-tsan
+PREFIX       ?= /usr/local
+GCC          ?= gcc
+CLANG        ?= clang
+CLANG_FORMAT ?= clang-format-14
+CMAKE        ?= cmake
+CTEST        ?= ctest
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_JOBS   ?= 2
+# Default per-test timeout (s) for tests that do not set their own TIMEOUT.
+CTEST_TIMEOUT ?= 300
+DEPS         := bash scripts/deps.sh
+, := ,
+
+RELEASE_FLAGS := -O2 -g -DNDEBUG
+# -O1 keeps sanitizer stack traces readable at a modest cost in speed.
+SANITIZE_FLAGS := -O1 -g -DNDEBUG
+
+# Sanitizer runs use the same tests on smaller counts; the runtimes stop at the first error.
+SAN_SCALE ?= 0.25
+SAN_ENV := GYRE_TEST_SCALE=$(SAN_SCALE) \
+	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+# LLVM 14's TSan cannot map its shadow under high-entropy ASLR (vm.mmap_rnd_bits > 28 on
+# newer kernels). Running without ASLR avoids that; where personality() is not allowed
+# (some container seccomp profiles) setarch fails, and the tests run as they are.
+NO_ASLR := $(shell setarch "$$(uname -m)" -R true >/dev/null 2>&1 && echo setarch "$$(uname -m)" -R)
+
+# A parent `make -jN` must not leak its jobserver into the make that CMake generates.
+CMAKE_ENV := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL
+
+# configure DIR COMPILER CFLAGS WERROR SANITIZE
+configure = $(CMAKE_ENV) $(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=Release \
+	-DCMAKE_C_COMPILER=$(2) -DCMAKE_C_FLAGS_RELEASE="$(3)" \
+	-DGYRE_WERROR=$(4) -DGYRE_SANITIZE="$(5)"
+compile = $(CMAKE_ENV) $(CMAKE) --build $(1) -j $(JOBS)
+ctest = $(CTEST) --test-dir $(1) --output-on-failure -j $(CTEST_JOBS) \
+	--timeout $(CTEST_TIMEOUT) --no-tests=error
+
+FORMAT_DIRS := $(wildcard include src test tools examples)
+FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
+	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
+
+.PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
+	deps help
+
+all: build
+
+build:
+	@$(DEPS) build
+	$(call configure,$(BUILD),$(GCC),$(RELEASE_FLAGS),OFF,)
+	$(call compile,$(BUILD))
+
+demo: build
+	@$(DEPS) plot
+	$(BUILD)/bin/gyre-bench --quick
+
+bench: build
+	@$(DEPS) plot
+	$(BUILD)/bin/gyre-bench
+
+test:
+	@$(DEPS) build
+	$(call configure,$(BUILD),$(GCC),$(RELEASE_FLAGS),ON,)
+	$(call compile,$(BUILD))
+	$(call ctest,$(BUILD))
+
+clang:
+	@$(DEPS) build sanitize
+	$(call configure,$(BUILD_CLANG),$(CLANG),$(RELEASE_FLAGS),ON,)
+	$(call compile,$(BUILD_CLANG))
+
+sanitize:
+	@$(DEPS) build sanitize
+	$(call configure,$(BUILD_ASAN),$(CLANG),$(SANITIZE_FLAGS),OFF,address$(,)undefined)
+	$(call compile,$(BUILD_ASAN))
+	$(SAN_ENV) $(call ctest,$(BUILD_ASAN))
+
+tsan:
+	@$(DEPS) build sanitize
+	$(call configure,$(BUILD_TSAN),$(CLANG),$(SANITIZE_FLAGS),OFF,thread)
+	$(call compile,$(BUILD_TSAN))
+	$(SAN_ENV) $(NO_ASLR) $(call ctest,$(BUILD_TSAN)) -L threads
+
+format:
+	@$(DEPS) format
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+format-check:
+	@$(DEPS) format
+	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
+
+install: build
+	$(CMAKE) --install $(BUILD) --prefix "$(PREFIX)"
+
+deps:
+	$(DEPS) all
+
+clean:
+	rm -rf $(BUILD) $(BUILD_CLANG) $(BUILD_ASAN) $(BUILD_TSAN)
+
+help:
+	@echo 'make              build libgyre, tests and tools (gcc, Release -O2 -g) into $(BUILD)/'
+	@echo 'make demo         build, then run $(BUILD)/bin/gyre-bench --quick'
+	@echo 'make bench        build, then run the full gyre-bench'
+	@echo 'make test         gcc -Werror build + the whole CTest matrix'
+	@echo 'make clang        clang -Werror build into $(BUILD_CLANG)/ (warning check)'
+	@echo 'make sanitize     clang ASan+UBSan build into $(BUILD_ASAN)/ + the whole matrix'
+	@echo 'make tsan         clang TSan build into $(BUILD_TSAN)/ + the tests labelled threads'
+	@echo 'make format       clang-format -i over include src test tools examples'
+	@echo 'make format-check the same, failing on any difference'
+	@echo 'make install PREFIX=/usr/local   headers, libraries, gyre.pc, CMake package'
+	@echo 'make deps         install every Debian package the targets above use'
+	@echo 'make clean        remove the build directories'

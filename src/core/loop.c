@@ -1,0 +1,404 @@
+/* loop.c: loop life cycle, backend selection, and the iteration.
+ *
+ * One iteration (DESIGN.md "The loop iteration"):
+ *   1. update the cached time; run expired timers; run idle and prepare hooks;
+ *   2. wait in the backend, with the nearest timer as the timeout (no wait at
+ *      all when there is work already: idle hooks, a stop, RUN_NOWAIT);
+ *   3. update the time; dispatch readiness in arrival order; run check hooks.
+ * Async sends and signals arrive as readiness on the loop's wakeup eventfd,
+ * so they need no path of their own through the iteration.
+ */
+#include "core/loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "core/alloc.h"
+#include "sys/sys.h"
+
+#define DEFAULT_MAX_EVENTS 1024u
+/* The longest single kernel wait: a far timer is reached by waiting again.
+ * Below INT_MAX ms so that every backend's timeout type holds it. */
+#define MAX_WAIT_NS (INT64_C(86400) * 1000000000)
+
+/* Preference order for "auto": the first whose probe succeeds. */
+static const struct gyre__backend *const backends[] = {
+    &gyre__backend_epoll,
+    &gyre__backend_poll,
+    &gyre__backend_select,
+};
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+static const struct gyre__backend *backend_by_name(const char *name)
+{
+    for (size_t i = 0; i < NBACKENDS; i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+GYRE_API int gyre_backend_supported(const char *name)
+{
+    const struct gyre__backend *be;
+
+    if (name == NULL || (be = backend_by_name(name)) == NULL)
+        return -EINVAL;
+    return be->probe() ? 1 : 0;
+}
+
+/* Resolves opts->backend, else GYRE_BACKEND, else "auto". An explicit name
+ * that cannot run is an error (-ENOSYS), never a silent fallback. */
+static int pick_backend(const gyre_loop_opts *opts, const struct gyre__backend **out)
+{
+    const char *name = opts != NULL ? opts->backend : NULL;
+
+    if (name == NULL)
+        name = secure_getenv("GYRE_BACKEND");
+    if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
+        for (size_t i = 0; i < NBACKENDS; i++) {
+            if (backends[i]->probe()) {
+                *out = backends[i];
+                return 0;
+            }
+        }
+        return -ENOSYS;
+    }
+    *out = backend_by_name(name);
+    if (*out == NULL)
+        return -EINVAL;
+    return (*out)->probe() ? 0 : -ENOSYS;
+}
+
+static int opts_valid(const gyre_loop_opts *opts)
+{
+    if (opts == NULL)
+        return 1;
+    if (opts->flags != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
+        if (opts->reserved[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* The wakeup eventfd is level-triggered readable until drained; draining
+ * first and then looking at the flags is what makes a concurrent send or
+ * signal impossible to lose (see async.c). An injected EINTR/EAGAIN on the
+ * read leaves the eventfd readable, so the next iteration comes back here. */
+static void wake_cb(gyre_watch *w, uint32_t events)
+{
+    gyre_loop *loop = w->base.gyre__priv.loop;
+    uint64_t v;
+
+    (void)events;
+    if (gyre__sys_eventfd_read(loop->wake_fd, &v) == 0)
+        loop->stats.wakeups++;
+    gyre__signals_dispatch(loop);
+    gyre__async_drain(loop);
+}
+
+GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
+{
+    const struct gyre__backend *be;
+    gyre_loop *loop;
+    int r;
+
+    if (out == NULL || !opts_valid(opts))
+        return -EINVAL;
+    r = gyre__faults_init();
+    if (r < 0)
+        return r;
+    r = pick_backend(opts, &be);
+    if (r < 0)
+        return r;
+
+    loop = gyre__calloc(1, sizeof *loop);
+    if (loop == NULL)
+        return -ENOMEM;
+    loop->be = be;
+    loop->caps = be->caps;
+    loop->wake_fd = -1;
+    loop->sig_slot = -1;
+    loop->max_events = opts != NULL && opts->max_events ? opts->max_events : DEFAULT_MAX_EVENTS;
+    if (loop->max_events > INT32_MAX / 2) {
+        r = -EINVAL;
+        goto fail;
+    }
+    gyre__list_init(&loop->asyncs);
+    gyre__list_init(&loop->signals);
+    for (int k = 0; k < 3; k++)
+        gyre__list_init(&loop->hooks[k]);
+
+    loop->events = gyre__calloc(loop->max_events, sizeof *loop->events);
+    if (loop->events == NULL) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = be->init(&loop->be_state, loop->max_events);
+    if (r < 0) {
+        loop->be_state = NULL;
+        goto fail;
+    }
+    r = gyre__sys_eventfd(0, EFD_NONBLOCK);
+    if (r < 0)
+        goto fail;
+    loop->wake_fd = r;
+    loop->now_ns = gyre__sys_now_ns();
+    r = gyre__watch_start_internal(loop, &loop->wake_watch, loop->wake_fd, wake_cb);
+    if (r < 0)
+        goto fail;
+
+    atomic_fetch_add(&gyre__live_loops, 1);
+    *out = loop;
+    return 0;
+
+fail:
+    if (loop->wake_fd >= 0)
+        gyre__sys_close(loop->wake_fd);
+    if (loop->be_state != NULL)
+        be->fini(loop->be_state);
+    gyre__free(loop->fds);
+    gyre__free(loop->events);
+    gyre__free(loop);
+    return r;
+}
+
+GYRE_API int gyre_loop_free(gyre_loop *loop)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    if (atomic_load(&loop->running) || loop->active != 0)
+        return -EBUSY;
+    gyre_watch_stop(&loop->wake_watch);
+    gyre__signals_loop_fini(loop);
+    loop->be->fini(loop->be_state);
+    gyre__sys_close(loop->wake_fd);
+    gyre__timers_fini(loop);
+    gyre__free(loop->fds);
+    gyre__free(loop->events);
+    gyre__free(loop);
+    atomic_fetch_sub(&gyre__live_loops, 1);
+    return 0;
+}
+
+/* --- handles --- */
+
+void gyre__handle_init(gyre_loop *loop, gyre_handle *h, enum gyre__htype type)
+{
+    h->gyre__priv.loop = loop;
+    h->gyre__priv.type = (uint16_t)type;
+    h->gyre__priv.flags = 0;
+    gyre__list_init(&h->gyre__priv.link);
+}
+
+void gyre__handle_start(gyre_handle *h)
+{
+    gyre_loop *loop = h->gyre__priv.loop;
+    uint16_t f = h->gyre__priv.flags;
+
+    if (f & GYRE__HF_ACTIVE)
+        return;
+    h->gyre__priv.flags = (uint16_t)(f | GYRE__HF_ACTIVE);
+    if (f & GYRE__HF_INTERNAL)
+        return;
+    loop->active++;
+    if (!(f & GYRE__HF_UNREF))
+        loop->refs++;
+}
+
+void gyre__handle_stop(gyre_handle *h)
+{
+    gyre_loop *loop = h->gyre__priv.loop;
+    uint16_t f = h->gyre__priv.flags;
+
+    if (!(f & GYRE__HF_ACTIVE))
+        return;
+    h->gyre__priv.flags = (uint16_t)(f & ~GYRE__HF_ACTIVE);
+    if (f & GYRE__HF_INTERNAL)
+        return;
+    loop->active--;
+    if (!(f & GYRE__HF_UNREF))
+        loop->refs--;
+}
+
+GYRE_API void gyre_handle_ref(gyre_handle *h)
+{
+    if (h == NULL || h->gyre__priv.loop == NULL || !(h->gyre__priv.flags & GYRE__HF_UNREF))
+        return;
+    h->gyre__priv.flags = (uint16_t)(h->gyre__priv.flags & ~GYRE__HF_UNREF);
+    if ((h->gyre__priv.flags & (GYRE__HF_ACTIVE | GYRE__HF_INTERNAL)) == GYRE__HF_ACTIVE)
+        h->gyre__priv.loop->refs++;
+}
+
+GYRE_API void gyre_handle_unref(gyre_handle *h)
+{
+    if (h == NULL || h->gyre__priv.loop == NULL || (h->gyre__priv.flags & GYRE__HF_UNREF))
+        return;
+    h->gyre__priv.flags = (uint16_t)(h->gyre__priv.flags | GYRE__HF_UNREF);
+    if ((h->gyre__priv.flags & (GYRE__HF_ACTIVE | GYRE__HF_INTERNAL)) == GYRE__HF_ACTIVE)
+        h->gyre__priv.loop->refs--;
+}
+
+GYRE_API int gyre_handle_has_ref(const gyre_handle *h)
+{
+    return h != NULL && !(h->gyre__priv.flags & GYRE__HF_UNREF);
+}
+
+GYRE_API int gyre_handle_active(const gyre_handle *h)
+{
+    return h != NULL && gyre__handle_active(h);
+}
+
+void gyre__list_each(gyre__link *list, void (*fn)(gyre__link *))
+{
+    gyre__link pending;
+
+    /* Move everything to a private list first: each link goes back to the
+     * real list just before its callback, so a stop from inside any callback
+     * unlinks it from whichever list it is on, and the walk never follows a
+     * pointer out of an unlinked node. */
+    if (gyre__list_empty(list))
+        return;
+    pending.next = list->next;
+    pending.prev = list->prev;
+    pending.next->prev = &pending;
+    pending.prev->next = &pending;
+    gyre__list_init(list);
+    while (!gyre__list_empty(&pending)) {
+        gyre__link *n = pending.next;
+        gyre__list_remove(n);
+        gyre__list_push(list, n);
+        fn(n);
+    }
+}
+
+/* --- time and state --- */
+
+GYRE_API uint64_t gyre_now(const gyre_loop *loop)
+{
+    return loop != NULL ? loop->now_ns : 0;
+}
+
+GYRE_API void gyre_loop_update_time(gyre_loop *loop)
+{
+    if (loop != NULL)
+        loop->now_ns = gyre__sys_now_ns();
+}
+
+GYRE_API const char *gyre_loop_backend(const gyre_loop *loop)
+{
+    return loop != NULL ? loop->be->name : "";
+}
+
+GYRE_API uint32_t gyre_loop_caps(const gyre_loop *loop)
+{
+    return loop != NULL ? loop->caps : 0;
+}
+
+GYRE_API int gyre_loop_fd(const gyre_loop *loop)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    return loop->be->fd(loop->be_state);
+}
+
+GYRE_API int gyre_loop_alive(const gyre_loop *loop)
+{
+    return loop != NULL && loop->refs > 0;
+}
+
+GYRE_API void gyre_loop_stop(gyre_loop *loop)
+{
+    if (loop != NULL)
+        loop->stop_flag = 1;
+}
+
+GYRE_API int64_t gyre_loop_timeout(const gyre_loop *loop)
+{
+    if (loop == NULL)
+        return -1;
+    if (!gyre__list_empty(&loop->hooks[GYRE_HOOK_IDLE]))
+        return 0;
+    return gyre__timers_next(loop);
+}
+
+GYRE_API int gyre_loop_stats(const gyre_loop *loop, gyre_stats *out)
+{
+    if (loop == NULL || out == NULL)
+        return -EINVAL;
+    *out = loop->stats;
+    out->faults_injected = gyre__faults_injected();
+    out->active_handles = loop->active;
+    out->active_refs = loop->refs;
+    return 0;
+}
+
+/* --- the iteration --- */
+
+static int64_t wait_timeout(const gyre_loop *loop, gyre_run_mode mode, int progressed)
+{
+    int64_t t;
+
+    /* A once-run that already ran a timer callback has done its one unit of
+     * work; blocking on top of that would only delay the caller. */
+    if (mode == GYRE_RUN_NOWAIT || loop->stop_flag || loop->refs == 0 ||
+        (mode == GYRE_RUN_ONCE && progressed))
+        return 0;
+    t = gyre_loop_timeout(loop);
+    return t > MAX_WAIT_NS ? MAX_WAIT_NS : t;
+}
+
+static int iterate(gyre_loop *loop, gyre_run_mode mode)
+{
+    uint64_t fired = loop->stats.timers_fired;
+    int n;
+
+    loop->now_ns = gyre__sys_now_ns();
+    gyre__timers_run(loop);
+    gyre__hooks_run(loop, GYRE_HOOK_IDLE);
+    gyre__hooks_run(loop, GYRE_HOOK_PREPARE);
+
+    n = loop->be->wait(loop->be_state, wait_timeout(loop, mode, loop->stats.timers_fired != fired),
+                       loop->events, (int)loop->max_events);
+    loop->stats.kernel_waits++;
+    loop->now_ns = gyre__sys_now_ns();
+    if (n == -EINTR)
+        n = 0;
+    if (n < 0)
+        return n;
+    gyre__io_dispatch(loop, n);
+    gyre__hooks_run(loop, GYRE_HOOK_CHECK);
+    /* A once-run must make progress on timers even if the wait was cut short
+     * by something else, as libuv's UV_RUN_ONCE does. */
+    if (mode == GYRE_RUN_ONCE)
+        gyre__timers_run(loop);
+    loop->stats.iterations++;
+    return 0;
+}
+
+GYRE_API int gyre_loop_run(gyre_loop *loop, gyre_run_mode mode)
+{
+    int r = 0;
+
+    if (loop == NULL ||
+        (mode != GYRE_RUN_DEFAULT && mode != GYRE_RUN_ONCE && mode != GYRE_RUN_NOWAIT))
+        return -EINVAL;
+    /* One exchange both refuses re-entry from a callback and a second thread
+     * running the same loop. */
+    if (atomic_exchange(&loop->running, 1))
+        return -EBUSY;
+    loop->stop_flag = 0;
+    if (mode == GYRE_RUN_DEFAULT) {
+        while (r == 0 && loop->refs > 0 && !loop->stop_flag)
+            r = iterate(loop, mode);
+    } else {
+        r = iterate(loop, mode);
+    }
+    loop->stop_flag = 0;
+    atomic_store(&loop->running, 0);
+    if (r < 0)
+        return r;
+    return loop->refs > 0 ? 1 : 0;
+}

@@ -1,0 +1,94 @@
+/* sys.h: the one door from gyre to the kernel.
+ *
+ * Every syscall gyre makes goes through a wrapper declared here. Wrappers
+ * return -errno (never set errno for the caller to read), add CLOEXEC to every
+ * fd they make, and are where GYRE_FAULTS injects faults: always before the
+ * kernel acts, so an injected fault never loses data the kernel already
+ * moved. Each wrapper injects only the faults the real call can produce (an
+ * eventfd write is never told EAGAIN, since gyre's eventfds cannot overflow).
+ *
+ * GYRE_FAULTS="seed=N,eagain=P,eintr=P,short=P,enomem=P" with P in [0,1]
+ * (read once, with secure_getenv). The decision for the k-th injectable call
+ * in the process is a pure function of (seed, k), so a single-threaded run is
+ * reproducible. When GYRE_FAULTS is unset each wrapper pays one
+ * predictable branch.
+ */
+#ifndef GYRE_SYS_H
+#define GYRE_SYS_H
+
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/types.h>
+
+/* --- fault injection --- */
+
+enum gyre__fault {
+    GYRE__FAULT_EAGAIN = 0,
+    GYRE__FAULT_EINTR = 1,
+    GYRE__FAULT_SHORT = 2,
+    GYRE__FAULT_ENOMEM = 3,
+    GYRE__FAULT_KINDS = 4
+};
+
+struct gyre__faults {
+    int on; /* nonzero when GYRE_FAULTS set something; read on hot paths */
+    uint64_t seed;
+    uint32_t prob[GYRE__FAULT_KINDS]; /* probability scaled to 2^32-1 */
+};
+extern struct gyre__faults gyre__faults;
+
+/* Parses GYRE_FAULTS once per process (thread-safe, idempotent). Called by
+ * gyre_loop_new(). Returns 0, or -EINVAL for a malformed value (the loop is
+ * then not created, so a typo never silently disables testing). */
+int gyre__faults_init(void);
+/* Parses a GYRE_FAULTS-format string into *f (for tests). 0 or -EINVAL. */
+int gyre__faults_parse(const char *spec, struct gyre__faults *f);
+/* Decides whether to inject `kind` now; counts injections. Only call when
+ * gyre__faults.on. Returns 0 (no fault) or a pseudo-random value in
+ * [1, 2^30] drawn from the same hash, which a wrapper may use to pick a short
+ * length. */
+int gyre__fault_hit(enum gyre__fault kind);
+/* Total injections so far in this process. */
+uint64_t gyre__faults_injected(void);
+
+/* --- time --- */
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t gyre__sys_now_ns(void);
+
+/* --- fds --- */
+
+int gyre__sys_close(int fd);
+ssize_t gyre__sys_read(int fd, void *buf, size_t len);        /* eagain eintr short */
+ssize_t gyre__sys_write(int fd, const void *buf, size_t len); /* eagain eintr short */
+int gyre__sys_pipe(int fds[2], int flags);                    /* O_CLOEXEC added; enomem */
+int gyre__sys_eventfd(unsigned int initval, int flags);       /* EFD_CLOEXEC added; enomem */
+/* Reads an eventfd's counter (8 bytes); eintr/eagain injected, never short. */
+int gyre__sys_eventfd_read(int fd, uint64_t *value);
+/* Adds 1 to an eventfd; retries EINTR itself, so it always succeeds on a
+ * valid eventfd. Async-signal-safe. */
+int gyre__sys_eventfd_signal(int fd);
+/* fcntl(fd, F_GETFD): the fd flags, or -EBADF for a closed fd; never injected
+ * (select uses it to find which registered fd was closed). */
+int gyre__sys_fcntl_getfd(int fd);
+
+/* --- waiting --- */
+
+int gyre__sys_epoll_create(void); /* EPOLL_CLOEXEC added; enomem */
+int gyre__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev); /* enomem */
+/* epoll_pwait2 when the kernel has it (5.11+, ns resolution), else epoll_wait
+ * with the timeout rounded up to ms. timeout_ns -1 = forever. eintr. */
+int gyre__sys_epoll_wait(int epfd, struct epoll_event *evs, int max, int64_t timeout_ns);
+int gyre__sys_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns); /* ppoll; eintr */
+int gyre__sys_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+                     int64_t timeout_ns); /* pselect; eintr */
+
+/* --- signals --- */
+
+int gyre__sys_sigaction(int signo, const struct sigaction *act, struct sigaction *old);
+
+#endif
