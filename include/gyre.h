@@ -52,6 +52,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 
 #include "gyre/version.h"
 
@@ -86,7 +89,7 @@ GYRE_API int gyre_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(
                                 void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
 
 /* 1 if backend `name` can run on this machine now, 0 if not, -EINVAL if no
- * backend has that name. Names: "select", "poll", "epoll". */
+ * backend has that name. Names: "select", "poll", "epoll", "uring". */
 GYRE_API int gyre_backend_supported(const char *name);
 
 /* ------------------------------------------------------------------------ */
@@ -95,16 +98,31 @@ GYRE_API int gyre_backend_supported(const char *name);
 
 typedef struct gyre_loop gyre_loop;
 
+typedef struct gyre_pool gyre_pool;
+
+/* gyre_loop_opts.flags */
+#define GYRE_LOOP_SQPOLL 0x1u /* io_uring: a kernel thread polls the SQ (off by default) */
+
 typedef struct gyre_loop_opts {
-    /* "auto" (or NULL) picks the best backend that works here; otherwise
-     * "epoll", "poll" or "select". An explicit backend that cannot start is an
-     * error, never a silent fallback. When NULL, the environment variable
-     * GYRE_BACKEND is read (secure_getenv) and used the same way. */
+    /* "auto" (or NULL) picks the best backend that works here: io_uring, then
+     * epoll, poll, select; otherwise "uring", "epoll", "poll" or "select". An
+     * explicit backend that cannot start is an error, never a silent
+     * fallback. When NULL, the environment variable GYRE_BACKEND is read
+     * (secure_getenv) and used the same way. */
     const char *backend;
     /* Maximum readiness events fetched per kernel wait; 0 = default (1024). */
     uint32_t max_events;
-    uint32_t flags;       /* reserved, must be 0 */
-    uint64_t reserved[6]; /* must be 0: room for later options */
+    uint32_t flags; /* GYRE_LOOP_* */
+    /* Where file operations run: "auto" (NULL: GYRE_FILE_ENGINE, else auto)
+     * = "uring" on io_uring and "pool" elsewhere; "pool" = the thread pool.
+     * "uring" on another backend is -EINVAL. */
+    const char *file_engine;
+    /* A thread pool shared with other loops, or NULL: the loop makes its own
+     * the first time it needs one. A shared pool must outlive the loop. */
+    gyre_pool *pool;
+    uint32_t ring_entries; /* io_uring submission queue size; 0 = 256 */
+    uint32_t reserved32;   /* must be 0 */
+    uint64_t reserved[3];  /* must be 0: room for later options */
 } gyre_loop_opts;
 
 typedef enum gyre_run_mode {
@@ -115,9 +133,10 @@ typedef enum gyre_run_mode {
 } gyre_run_mode;
 
 /* Backend capability bits (gyre_loop_caps()). */
-#define GYRE_CAP_EDGE 0x1u    /* watches may be edge-triggered (GYRE_EDGE) */
-#define GYRE_CAP_LOOP_FD 0x2u /* gyre_loop_fd() gives a pollable fd */
-#define GYRE_CAP_ANY_FD 0x4u  /* no FD_SETSIZE limit on watched fds */
+#define GYRE_CAP_EDGE 0x1u       /* watches may be edge-triggered (GYRE_EDGE) */
+#define GYRE_CAP_LOOP_FD 0x2u    /* gyre_loop_fd() gives a pollable fd */
+#define GYRE_CAP_ANY_FD 0x4u     /* no FD_SETSIZE limit on watched fds */
+#define GYRE_CAP_NATIVE_OPS 0x8u /* the kernel carries operations (io_uring) */
 
 /* Creates a loop in *loop. opts may be NULL for defaults. Returns 0,
  * -EINVAL (bad option, unknown backend name), -ENOSYS or -EPERM (the chosen
@@ -172,9 +191,11 @@ typedef struct gyre_stats {
     uint64_t timers_fired;      /* timer callbacks run */
     uint64_t wakeups;           /* times the loop's wakeup fd was drained */
     uint64_t faults_injected;   /* GYRE_FAULTS injections, process-wide */
-    uint32_t active_handles;    /* objects started and not stopped */
+    uint32_t active_handles;    /* objects started and not stopped, and ops in flight */
     uint32_t active_refs;       /* ... of which referenced */
-    uint64_t reserved[8];
+    uint64_t ops_completed;     /* op callbacks run (each multishot result counts) */
+    uint64_t kernel_enters;     /* io_uring_enter calls; readiness backends: waits */
+    uint64_t reserved[6];
 } gyre_stats;
 
 /* Copies the loop's counters into *out. Returns 0 or -EINVAL. */
@@ -388,6 +409,208 @@ GYRE_API int gyre_hook_init(gyre_loop *loop, gyre_hook *h, gyre_hook_kind kind);
  * active hook only replaces cb. */
 GYRE_API int gyre_hook_start(gyre_hook *h, gyre_hook_cb cb);
 GYRE_API int gyre_hook_stop(gyre_hook *h);
+
+/* ------------------------------------------------------------------------ */
+/* Operations (proactor)                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* An operation is prepared with one gyre_op_<name>() call, optionally given a
+ * deadline or a link, then submitted with gyre_submit(). It completes exactly
+ * once (a multishot operation: once per result, every completion but the last
+ * with GYRE_OP_MORE), with op->result set to a byte count or other value >= 0
+ * or to -errno. On io_uring the kernel does the work; on select, poll and
+ * epoll (and on io_uring for an opcode the kernel lacks) gyre emulates it:
+ * sockets and pipes by readiness plus the non-blocking syscall, files and
+ * path operations on the thread pool. Results, bytes, ordering per fd and
+ * exactly-once completion are the same on every backend; only how work is
+ * chunked and interleaved across different fds may differ.
+ *
+ * The caller owns the gyre_op and every buffer, iovec, msghdr, sockaddr,
+ * path and statx it names, and must keep them valid and unmoved from
+ * gyre_submit() until the final callback. The callback runs after the kernel
+ * or worker has let go of them, so the op and its buffers may be freed or
+ * reused inside the callback (including by submitting the op again).
+ *
+ * Error results are those of the matching syscall (-EBADF, -EPIPE, ...).
+ * EAGAIN and EINTR never reach a callback. Writes to a socket never raise
+ * SIGPIPE (MSG_NOSIGNAL); writes to a pipe whose reader is gone give -EPIPE
+ * without a signal on every backend. */
+
+struct statx; /* <sys/stat.h> declares it only with _GNU_SOURCE */
+typedef struct gyre_op gyre_op;
+typedef void (*gyre_op_cb)(gyre_op *op);
+typedef struct gyre_bufpool gyre_bufpool;
+
+/* Offset meaning "the fd's current position" (pipes, sockets, or a file
+ * read sequentially). */
+#define GYRE_OFF_CUR UINT64_MAX
+
+/* op->flags, set at each completion */
+#define GYRE_OP_MORE 0x1u   /* multishot: more completions follow */
+#define GYRE_OP_BUFFER 0x2u /* op->buf_id names a gyre_bufpool buffer with the data */
+
+struct gyre_op {
+    void *data;      /* the caller's */
+    gyre_op_cb cb;   /* set by gyre_submit */
+    int64_t result;  /* >= 0 or -errno, valid in the callback */
+    uint32_t flags;  /* GYRE_OP_MORE | GYRE_OP_BUFFER, valid in the callback */
+    uint32_t buf_id; /* with GYRE_OP_BUFFER */
+    struct {
+        gyre_loop *loop;
+        gyre_op *next, *prev; /* the one queue the op is on */
+        gyre_op *link_next;   /* emulated link chains */
+        void *addr, *addr2, *addr3;
+        uint64_t off;         /* offset, or timeout/deadline ns */
+        uint64_t deadline_ns; /* relative, 0 = none */
+        uint32_t len;
+        uint32_t arg;  /* msg flags, open flags, poll events, how, ... */
+        uint32_t arg2; /* open mode, statx mask, fsync flags */
+        int32_t fd;
+        uint16_t opcode;
+        uint16_t state;
+        uint32_t sflags;
+        uint32_t pending; /* kernel or worker completions still to come */
+        int64_t res2;     /* result kept while other completions arrive */
+        gyre_timer timer; /* emulated deadline or timeout */
+        uint64_t be[6];   /* the backend's per-op state */
+    } gyre__priv;
+};
+
+/* Preparation: fill in *op (any previous contents are overwritten; the
+ * caller's `data` is kept). They cannot fail; arguments are checked at
+ * gyre_submit(). `flags` arguments are the syscall's own flags. */
+GYRE_API void gyre_op_nop(gyre_op *op);
+GYRE_API void gyre_op_read(gyre_op *op, int fd, void *buf, uint32_t len, uint64_t offset);
+GYRE_API void gyre_op_write(gyre_op *op, int fd, const void *buf, uint32_t len, uint64_t offset);
+GYRE_API void gyre_op_readv(gyre_op *op, int fd, const struct iovec *iov, uint32_t iovcnt,
+                            uint64_t offset);
+GYRE_API void gyre_op_writev(gyre_op *op, int fd, const struct iovec *iov, uint32_t iovcnt,
+                             uint64_t offset);
+GYRE_API void gyre_op_recv(gyre_op *op, int fd, void *buf, uint32_t len, int flags);
+GYRE_API void gyre_op_send(gyre_op *op, int fd, const void *buf, uint32_t len, int flags);
+GYRE_API void gyre_op_recvmsg(gyre_op *op, int fd, struct msghdr *msg, int flags);
+GYRE_API void gyre_op_sendmsg(gyre_op *op, int fd, const struct msghdr *msg, int flags);
+/* Result: the new fd (always SOCK_CLOEXEC). addr/addrlen may be NULL. */
+GYRE_API void gyre_op_accept(gyre_op *op, int fd, struct sockaddr *addr, socklen_t *addrlen,
+                             int flags);
+/* The socket should be non-blocking on readiness backends. Result 0. */
+GYRE_API void gyre_op_connect(gyre_op *op, int fd, const struct sockaddr *addr, socklen_t addrlen);
+GYRE_API void gyre_op_shutdown(gyre_op *op, int fd, int how);
+/* Closes fd. Ops gyre still holds on fd complete first, with -ECANCELED. */
+GYRE_API void gyre_op_close(gyre_op *op, int fd);
+/* Result: the new fd (always O_CLOEXEC). */
+GYRE_API void gyre_op_openat(gyre_op *op, int dirfd, const char *path, int flags, uint32_t mode);
+GYRE_API void gyre_op_statx(gyre_op *op, int dirfd, const char *path, int flags, uint32_t mask,
+                            struct statx *out);
+/* datasync = 1 for fdatasync. */
+GYRE_API void gyre_op_fsync(gyre_op *op, int fd, int datasync);
+/* One-shot readiness: result is the GYRE_* events that hold. */
+GYRE_API void gyre_op_poll(gyre_op *op, int fd, uint32_t events);
+/* Completes with 0 after timeout_ns (or -ECANCELED if cancelled first). */
+GYRE_API void gyre_op_timeout(gyre_op *op, uint64_t timeout_ns);
+/* Multishot accept: one completion per connection (result = new fd), with
+ * GYRE_OP_MORE until cancelled or the listener fails. */
+GYRE_API void gyre_op_accept_multishot(gyre_op *op, int fd);
+/* Multishot recv into buffers of pool: each completion has result = bytes,
+ * GYRE_OP_BUFFER and buf_id (give it back with gyre_bufpool_put); result 0
+ * without GYRE_OP_MORE is end of stream. When the pool runs dry the op waits
+ * for a buffer to be returned (no -ENOBUFS reaches the callback). */
+GYRE_API void gyre_op_recv_multishot(gyre_op *op, int fd, gyre_bufpool *pool);
+/* Runs fn(arg) on the pool's lane (GYRE_LANE_*) and completes with its
+ * return value. Cancel succeeds only before fn starts. */
+typedef int64_t (*gyre_work_fn)(void *arg);
+GYRE_API void gyre_op_work(gyre_op *op, gyre_work_fn fn, void *arg, int lane);
+
+/* Gives the op a deadline: if not complete timeout_ns after it starts (its
+ * submission, or for a linked op the end of the op before it, as io_uring's
+ * linked timeouts count) it is cancelled and completes with -ETIME (or with
+ * its real result if that came first). Call after the gyre_op_<name>() and
+ * before gyre_submit(). Not for TIMEOUT ops (-EINVAL at submit). */
+GYRE_API void gyre_op_set_deadline(gyre_op *op, uint64_t timeout_ns);
+/* Links op to the next op submitted on the same loop: that one starts only
+ * after this one succeeds (a read or write must also be whole); otherwise
+ * it, and the rest of the chain, completes with -ECANCELED. */
+GYRE_API void gyre_op_set_link(gyre_op *op);
+
+/* Submits a prepared op; cb runs on the loop thread, never inside this call.
+ * Returns 0 (cb will run), or -EINVAL (NULL op/loop/cb, fd < 0, length over
+ * INT32_MAX, iovcnt over IOV_MAX, unknown lane, multishot recv without a
+ * pool, op already in flight), -EBUSY (the op is in flight), -ENOMEM. On
+ * error nothing is queued and cb never runs. A full io_uring submission
+ * queue is not an error: the op waits its turn. */
+GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb);
+
+/* Asks for op to be cancelled. Returns 0 if the request was made (op still
+ * completes once: -ECANCELED if the cancel took effect, its real result
+ * otherwise), -ENOENT if op is not in flight on loop, -EALREADY if a cancel
+ * was already requested. */
+GYRE_API int gyre_cancel(gyre_loop *loop, gyre_op *op);
+
+/* ------------------------------------------------------------------------ */
+/* Buffer pool (for multishot recv)                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A loop-owned set of `count` buffers of `size` bytes (count a power of two,
+ * at most 32768; size > 0). On io_uring it is a provided-buffer ring the
+ * kernel picks from; elsewhere gyre picks. Returns 0, -EINVAL, -ENOMEM. */
+GYRE_API int gyre_bufpool_new(gyre_loop *loop, gyre_bufpool **pool, uint32_t count, uint32_t size);
+/* Frees the pool; -EBUSY while an op uses it or buffers are out. */
+GYRE_API int gyre_bufpool_free(gyre_bufpool *pool);
+/* The memory of buffer id (size bytes). */
+GYRE_API void *gyre_bufpool_buf(gyre_bufpool *pool, uint32_t id);
+/* Returns buffer id to the pool. Returns 0 or -EINVAL (not out). */
+GYRE_API int gyre_bufpool_put(gyre_bufpool *pool, uint32_t id);
+/* Buffers currently in the pool (not handed out). */
+GYRE_API uint32_t gyre_bufpool_available(const gyre_bufpool *pool);
+
+/* ------------------------------------------------------------------------ */
+/* Thread pool                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Lanes: work on one lane never waits behind work on another. */
+#define GYRE_LANE_FAST 0 /* short file operations (gyre's own file ops run here) */
+#define GYRE_LANE_SLOW 1 /* blocking or long user work */
+#define GYRE_LANE_DNS 2  /* name resolution */
+#define GYRE_LANES 3
+
+typedef struct gyre_pool_opts {
+    uint32_t threads[GYRE_LANES]; /* per lane; 0 = default (4, 2, 2) */
+    uint64_t reserved[4];         /* must be 0 */
+} gyre_pool_opts;
+
+/* Makes a thread pool that any number of loops may share (opts may be NULL).
+ * Threads start when first needed. Returns 0, -EINVAL, -ENOMEM. Any thread. */
+GYRE_API int gyre_pool_new(gyre_pool **pool, const gyre_pool_opts *opts);
+/* Frees the pool; -EBUSY while a loop uses it. */
+GYRE_API int gyre_pool_free(gyre_pool *pool);
+
+/* ------------------------------------------------------------------------ */
+/* Loop information and fork                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gyre_info {
+    const char *backend;     /* as gyre_loop_backend() */
+    const char *file_engine; /* "uring" or "pool" */
+    /* Why "auto" did not take io_uring ("" if it did or was not asked):
+     * e.g. "io_uring_setup: Operation not permitted". Static or loop-owned. */
+    const char *reason;
+    uint32_t caps;          /* GYRE_CAP_* */
+    uint32_t ring_flags;    /* io_uring setup flags in use, 0 elsewhere */
+    uint32_t ring_features; /* io_uring feature bits, 0 elsewhere */
+    uint32_t sq_entries, cq_entries;
+    uint32_t reserved32;
+    uint64_t kernel_enters; /* io_uring_enter calls so far */
+    uint64_t reserved[3];
+} gyre_info;
+
+/* Fills *out. Returns 0 or -EINVAL. */
+GYRE_API int gyre_loop_info(const gyre_loop *loop, gyre_info *out);
+
+/* In a child after fork(): gives loop new kernel objects (wakeup eventfd,
+ * epoll fd or ring) without touching the parent's, re-registers every watch,
+ * and completes every op that was in the kernel or a worker with -ECANCELED
+ * (they belong to the parent). Returns 0 or -errno. */
+GYRE_API int gyre_loop_fork(gyre_loop *loop);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,7 @@ usage() {
 # without libc headers: name it explicitly.
 group_pkgs() {
     case "$1" in
-    build) echo "cmake gcc libc6-dev make pkg-config" ;;
+    build) echo "cmake gcc libc6-dev make pkg-config liburing-dev" ;;
     sanitize) echo "clang libclang-rt-14-dev" ;;
     format) echo "clang-format-14" ;;
     plot) echo "gnuplot-nox" ;;

@@ -12,7 +12,9 @@
 #include "runner.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,15 +151,20 @@ static struct {
 static void guard_cb(gyre_timer *t)
 {
     (void)t;
-    FAIL("hang guard fired: the loop did not reach the expected state in 20 s");
+    FAIL("hang guard fired: the loop did not reach the expected state in time");
 }
 
 gyre_loop *test_loop_new(void)
 {
+    return test_loop_new_opts(NULL);
+}
+
+gyre_loop *test_loop_new_opts(const gyre_loop_opts *opts)
+{
     gyre_loop *loop = NULL;
     size_t i;
 
-    ASSERT_EQ(gyre_loop_new(&loop, NULL), 0);
+    ASSERT_EQ(gyre_loop_new(&loop, opts), 0);
     ASSERT_TRUE(loop != NULL);
     for (i = 0; i < sizeof guarded / sizeof guarded[0]; i++) {
         if (guarded[i].loop == NULL)
@@ -182,6 +189,19 @@ void test_loop_free(gyre_loop *loop)
         }
     }
     ASSERT_EQ(gyre_loop_free(loop), 0);
+}
+
+void test_loop_guard(gyre_loop *loop, uint64_t timeout_ns)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof guarded / sizeof guarded[0]; i++) {
+        if (guarded[i].loop == loop) {
+            ASSERT_EQ(gyre_timer_start(&guarded[i].guard, guard_cb, timeout_ns, 0), 0);
+            return;
+        }
+    }
+    FAIL("test_loop_guard: loop not made by test_loop_new");
 }
 
 void test_run_until(gyre_loop *loop, const volatile int *count, int target)
@@ -262,6 +282,128 @@ void test_tcp_pair(int *client, int *server)
     test_close(lfd);
     *client = cfd;
     *server = sfd;
+}
+
+int test_bad_fd(void)
+{
+    /* High enough that neither the test nor gyre reaches it by allocating
+     * lowest-free numbers, below FD_SETSIZE (1024) for select. */
+    const int fd = 1000;
+
+    ASSERT_EQ(fcntl(fd, F_GETFD), -1);
+    ASSERT_EQ(errno, EBADF);
+    return fd;
+}
+
+static char tmpdir[PATH_MAX];
+static pid_t tmpdir_owner;
+
+/* The directory is flat (tests make files, not trees), so one readdir pass
+ * empties it. Only the process that made it removes it: a forked child that
+ * exits must not pull the files from under its parent. */
+static void tmpdir_remove(void)
+{
+    DIR *d;
+    struct dirent *e;
+
+    if (tmpdir[0] == '\0' || getpid() != tmpdir_owner)
+        return;
+    d = opendir(tmpdir);
+    if (d != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
+    rmdir(tmpdir);
+    tmpdir[0] = '\0';
+}
+
+const char *test_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+
+    if (tmpdir[0] != '\0')
+        return tmpdir;
+    if (base == NULL || *base == '\0')
+        base = "/tmp";
+    ASSERT_LT(snprintf(tmpdir, sizeof tmpdir, "%s/gyre-test-XXXXXX", base), sizeof tmpdir);
+    if (mkdtemp(tmpdir) == NULL)
+        test_fail(__FILE__, __LINE__, "mkdtemp %s: %s", tmpdir, strerror(errno));
+    tmpdir_owner = getpid();
+    atexit(tmpdir_remove);
+    return tmpdir;
+}
+
+void test_tmppath(char *out, size_t len, const char *name)
+{
+    ASSERT_LT(snprintf(out, len, "%s/%s", test_tmpdir(), name), len);
+}
+
+void test_op_cb(gyre_op *op)
+{
+    struct test_op *t = (struct test_op *)op;
+
+    t->calls++;
+    t->result = op->result;
+    t->flags = op->flags;
+}
+
+static int op_submitting;
+
+static void op_not_in_submit_cb(gyre_op *op)
+{
+    if (op_submitting)
+        FAIL("an op callback ran inside gyre_submit()");
+    test_op_cb(op);
+}
+
+void test_op_submit(gyre_loop *loop, struct test_op *t)
+{
+    int rc;
+
+    t->calls = 0;
+    t->result = INT64_MIN;
+    t->flags = 0;
+    op_submitting = 1;
+    rc = gyre_submit(loop, &t->op, op_not_in_submit_cb);
+    op_submitting = 0;
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(t->calls, 0);
+}
+
+int64_t test_op_run(gyre_loop *loop, struct test_op *t)
+{
+    test_op_submit(loop, t);
+    test_run_until(loop, &t->calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t->calls, 1);
+    ASSERT_EQ(t->flags & GYRE_OP_MORE, 0);
+    return t->result;
+}
+
+uint64_t test_fnv(uint64_t h, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t test_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545f4914f6cdd1dull;
 }
 
 void test_write_bytes(int fd, const char *buf, size_t len)

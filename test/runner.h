@@ -87,6 +87,12 @@ size_t test_nofile(size_t want);
  * counters or timeouts use gyre_loop_new() directly. */
 gyre_loop *test_loop_new(void);
 void test_loop_free(gyre_loop *loop);
+/* The same with options (opts->backend NULL still means GYRE_BACKEND). */
+gyre_loop *test_loop_new_opts(const gyre_loop_opts *opts);
+/* Restarts the loop's hang guard to fire timeout_ns from now, for tests
+ * whose legitimate work (tens of MiB, thousands of connections, under
+ * sanitizers and GYRE_FAULTS) may approach the default 20 s. */
+void test_loop_guard(gyre_loop *loop, uint64_t timeout_ns);
 
 /* Runs GYRE_RUN_ONCE iterations until *count >= target (bounded by the
  * guard and an iteration cap). Counting the outcome instead of iterations
@@ -109,6 +115,41 @@ void test_socketpair(int fds[2]);
 void test_tcp_pair(int *client, int *server);
 /* A listening TCP socket on 127.0.0.1 with an ephemeral port, returned in *addr. */
 int test_tcp_listener(struct sockaddr_in *addr);
+
+/* A descriptor number that is not open (and below FD_SETSIZE, so that every
+ * backend can be asked about it): for -EBADF paths. */
+int test_bad_fd(void);
+
+/* A private directory for the test's files (mkdtemp under $TMPDIR or /tmp),
+ * made on first use and removed with its files when the process that made it
+ * exits, including on a failed assertion. test_tmppath() names a file in it. */
+const char *test_tmpdir(void);
+void test_tmppath(char *out, size_t len, const char *name);
+
+/* An op that records its completions: `op` is the first member, so the
+ * callback finds the record from the gyre_op it is given. */
+struct test_op {
+    gyre_op op;
+    int calls;
+    int64_t result;
+    uint32_t flags;
+};
+void test_op_cb(gyre_op *op);
+/* Submits t->op (already prepared) with test_op_cb, asserts the submit
+ * returns 0 and that the callback did not run inside it, runs the loop until
+ * it completes, asserts it completed exactly once without GYRE_OP_MORE (a
+ * few more iterations bring no second call) and returns the result. */
+int64_t test_op_run(gyre_loop *loop, struct test_op *t);
+/* Only the submit half, with the same checks; test_run_until(loop,
+ * &t->calls, 1) waits for it. */
+void test_op_submit(gyre_loop *loop, struct test_op *t);
+
+/* FNV-1a, 64 bits: streams are compared by hash on both ends. Start with
+ * TEST_FNV_INIT and feed chunks in order. */
+#define TEST_FNV_INIT 0xcbf29ce484222325ull
+uint64_t test_fnv(uint64_t h, const void *buf, size_t len);
+/* xorshift64*: deterministic sizes and contents from a seed. */
+uint64_t test_rand(uint64_t *state);
 
 void test_write_bytes(int fd, const char *buf, size_t len);
 /* Reads exactly len bytes that must already be there. */

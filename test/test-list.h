@@ -3,11 +3,14 @@
  * and registers each entry once per backend, so the format is fixed: one
  * `TEST_ENTRY(name, "labels")` per line, labels separated by ';'.
  *
- * Labels: the area (timers, watch, async, signals, hooks, loop, lib, faults),
- * plus "threads" for tests that start threads and "heavy" for tests that
- * load the machine (they are serialised). Every test labelled "watch" is also
- * run under GYRE_FAULTS with several seeds, so those tests must count
- * outcomes rather than iterations.
+ * Labels: the area (timers, watch, async, signals, hooks, loop, lib, faults,
+ * ops), plus "threads" for tests that start threads, "heavy" for tests that
+ * load the machine (they are serialised) and "files" for tests that touch
+ * regular files (run again on uring with GYRE_FILE_ENGINE=pool). Every test
+ * labelled "watch" or "ops" is also run under GYRE_FAULTS with several seeds,
+ * so those tests must count outcomes rather than iterations; "ops" tests also
+ * run on uring under the GYRE_URING_PROFILE kernel profiles. "seccomp" tests
+ * choose their own backends and are registered once, not per backend.
  */
 TEST_ENTRY(timer_order, "timers")
 TEST_ENTRY(timer_same_deadline, "timers")
@@ -83,3 +86,58 @@ TEST_ENTRY(lib_strerror, "lib")
 TEST_ENTRY(lib_version, "lib")
 TEST_ENTRY(faults_parse, "faults")
 TEST_ENTRY(faults_injected, "faults;watch")
+TEST_ENTRY(op_nop, "ops")
+TEST_ENTRY(op_pipe_read_write, "ops")
+TEST_ENTRY(op_file_read_write, "ops;files")
+TEST_ENTRY(op_readv_writev, "ops")
+TEST_ENTRY(op_file_readv_writev, "ops;files")
+TEST_ENTRY(op_recv_send, "ops")
+TEST_ENTRY(op_recvmsg_sendmsg, "ops")
+TEST_ENTRY(op_accept, "ops")
+TEST_ENTRY(op_connect, "ops")
+TEST_ENTRY(op_shutdown, "ops")
+TEST_ENTRY(op_close, "ops")
+TEST_ENTRY(op_openat, "ops;files")
+TEST_ENTRY(op_statx, "ops;files")
+TEST_ENTRY(op_fsync, "ops;files")
+TEST_ENTRY(op_poll, "ops")
+TEST_ENTRY(op_timeout, "ops")
+TEST_ENTRY(op_work, "ops;threads")
+TEST_ENTRY(op_loop_free_busy, "ops")
+TEST_ENTRY(op_bad_fd, "ops;files")
+TEST_ENTRY(op_connect_refused, "ops")
+TEST_ENTRY(op_read_eof, "ops")
+TEST_ENTRY(op_write_epipe, "ops")
+TEST_ENTRY(op_send_reset, "ops")
+TEST_ENTRY(op_openat_missing, "ops;files")
+TEST_ENTRY(op_statx_missing, "ops;files")
+TEST_ENTRY(op_submit_bad_args, "ops")
+TEST_ENTRY(op_submit_busy, "ops")
+TEST_ENTRY(op_cb_not_in_submit, "ops;files")
+TEST_ENTRY(op_stream_tcp, "ops;heavy")
+TEST_ENTRY(op_stream_pipe, "ops;heavy")
+TEST_ENTRY(op_accept_multishot_many, "ops;heavy")
+TEST_ENTRY(op_cancel_race, "ops;threads;heavy")
+TEST_ENTRY(op_cancel_pending, "ops")
+TEST_ENTRY(op_cancel_not_in_flight, "ops")
+TEST_ENTRY(op_cancel_twice, "ops")
+TEST_ENTRY(op_deadline_expires, "ops")
+TEST_ENTRY(op_deadline_ready, "ops")
+TEST_ENTRY(op_link_write_read, "ops")
+TEST_ENTRY(op_link_fail_cancels, "ops")
+TEST_ENTRY(op_link_chain3, "ops")
+TEST_ENTRY(op_link_short_breaks, "ops")
+TEST_ENTRY(op_bufpool_bad_args, "ops")
+TEST_ENTRY(op_recv_multishot_exhaust, "ops")
+TEST_ENTRY(op_recv_multishot_cancel, "ops")
+TEST_ENTRY(op_pool_slow_lane_blocked, "ops;files;threads")
+TEST_ENTRY(op_pool_shared, "ops;files;threads")
+TEST_ENTRY(op_pool_free_busy, "ops")
+TEST_ENTRY(op_loop_other_thread, "ops;threads")
+TEST_ENTRY(op_fork, "ops")
+TEST_ENTRY(op_fork_work, "ops;threads")
+TEST_ENTRY(op_loop_info, "ops;files")
+TEST_ENTRY(op_stats_pingpong, "ops")
+TEST_ENTRY(op_faults_injected, "ops;faults")
+TEST_ENTRY(seccomp_uring_setup_blocked, "seccomp")
+TEST_ENTRY(seccomp_uring_enter_blocked, "seccomp")

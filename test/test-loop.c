@@ -396,10 +396,13 @@ void test_loop_new_bad_args(void)
     opts.backend = "nope";
     new_fails(&opts, -EINVAL);
     memset(&opts, 0, sizeof opts);
-    opts.flags = 1;
+    opts.flags = 0x80000000u;
     new_fails(&opts, -EINVAL);
     memset(&opts, 0, sizeof opts);
-    opts.reserved[5] = 1;
+    opts.reserved[2] = 1;
+    new_fails(&opts, -EINVAL);
+    memset(&opts, 0, sizeof opts);
+    opts.reserved32 = 1;
     new_fails(&opts, -EINVAL);
     ASSERT_EQ(gyre_loop_new(NULL, NULL), -EINVAL);
 
@@ -449,6 +452,8 @@ void test_loop_caps(void)
         want = 0;
     else if (test_backend_is("poll"))
         want = GYRE_CAP_ANY_FD;
+    else if (test_backend_is("uring"))
+        want = GYRE_CAP_EDGE | GYRE_CAP_LOOP_FD | GYRE_CAP_ANY_FD | GYRE_CAP_NATIVE_OPS;
     else
         want = GYRE_CAP_EDGE | GYRE_CAP_LOOP_FD | GYRE_CAP_ANY_FD;
     ASSERT_EQ(caps, want);

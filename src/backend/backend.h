@@ -18,10 +18,92 @@
 
 #include "gyre.h"
 
+/* What a wait() reports: readiness of a registered fd, or (native-ops
+ * backends only) one completion of an op. */
+enum gyre__evkind {
+    GYRE__EV_READY = 0,
+    GYRE__EV_OP = 1
+};
+
 typedef struct gyre__event {
-    uint64_t cookie;
-    uint32_t events; /* GYRE_IN|GYRE_OUT|GYRE_PRI|GYRE_ERR|GYRE_HUP|GYRE_RDHUP */
+    uint64_t cookie; /* READY: as given to ctl(); OP: (uintptr_t)op */
+    uint32_t events; /* READY: GYRE_IN|OUT|PRI|ERR|HUP|RDHUP; OP: GYRE_OP_MORE|BUFFER */
+    uint32_t kind;   /* enum gyre__evkind */
+    int64_t res;     /* OP: the result, already in gyre's terms (see submit) */
+    uint32_t buf_id; /* OP with GYRE_OP_BUFFER */
+    uint32_t pad;
 } gyre__event;
+
+/* Opcodes of gyre_op (op->gyre__priv.opcode). */
+enum gyre__opcode {
+    GYRE__OP_NONE = 0,
+    GYRE__OP_NOP,
+    GYRE__OP_READ,
+    GYRE__OP_WRITE,
+    GYRE__OP_READV,
+    GYRE__OP_WRITEV,
+    GYRE__OP_RECV,
+    GYRE__OP_SEND,
+    GYRE__OP_RECVMSG,
+    GYRE__OP_SENDMSG,
+    GYRE__OP_ACCEPT,
+    GYRE__OP_CONNECT,
+    GYRE__OP_SHUTDOWN,
+    GYRE__OP_CLOSE,
+    GYRE__OP_OPENAT,
+    GYRE__OP_STATX,
+    GYRE__OP_FSYNC,
+    GYRE__OP_POLL,
+    GYRE__OP_TIMEOUT,
+    GYRE__OP_ACCEPT_MULTI,
+    GYRE__OP_RECV_MULTI,
+    GYRE__OP_WORK,
+    GYRE__OP_COUNT
+};
+
+/* Feature queries answered by supports() beside the opcodes. */
+enum gyre__feature {
+    /* A native CLOSE first cancels every native op on its fd (io_uring
+     * 5.19+); without it the core cancels them itself. */
+    GYRE__FEAT_CLOSE_CANCELS_FD = 1000,
+};
+
+/* How each op's fields are used (set by gyre_op_<name>(), never changed by a
+ * backend):
+ *   READ/WRITE    fd, addr=buf, len, off (GYRE_OFF_CUR = current position)
+ *   READV/WRITEV  fd, addr=iov, len=iovcnt, off
+ *   RECV/SEND     fd, addr=buf, len, arg=msg flags (SEND: MSG_NOSIGNAL added)
+ *   RECVMSG/SENDMSG fd, addr=msghdr, arg=msg flags (SENDMSG: MSG_NOSIGNAL added)
+ *   ACCEPT        fd, addr=sockaddr, addr2=socklen_t *, arg=flags|SOCK_CLOEXEC
+ *   CONNECT       fd, addr=sockaddr, len=addrlen
+ *   SHUTDOWN      fd, arg=how
+ *   CLOSE         fd
+ *   OPENAT        fd=dirfd, addr=path, arg=flags|O_CLOEXEC, arg2=mode
+ *   STATX         fd=dirfd, addr=path, addr2=struct statx *, arg=flags, arg2=mask
+ *   FSYNC         fd, arg=1 for fdatasync
+ *   POLL          fd, arg=GYRE_* events
+ *   TIMEOUT       off=timeout ns
+ *   ACCEPT_MULTI  fd (new fds SOCK_CLOEXEC)
+ *   RECV_MULTI    fd, addr=gyre_bufpool *
+ *   WORK          addr=fn, addr2=arg, arg=lane
+ * deadline_ns != 0 asks for a deadline (relative to submission). */
+
+/* The deadline a backend must carry for op: the core keeps the deadlines of
+ * multishot ops itself (the kernel has no linked timeout for them). */
+static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+
+    return opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI ? 0
+                                                                      : op->gyre__priv.deadline_ns;
+}
+
+/* op->gyre__priv.sflags bits */
+#define GYRE__OPF_LINK 0x1u      /* the next submitted op is linked to this one */
+#define GYRE__OPF_INFLIGHT 0x2u  /* submitted, final completion not yet delivered */
+#define GYRE__OPF_CANCEL 0x4u    /* cancel requested */
+#define GYRE__OPF_NATIVE 0x8u    /* carried by the backend's submit() */
+#define GYRE__OPF_TIMEDOUT 0x10u /* its deadline fired */
 
 struct gyre__backend {
     const char *name;
@@ -31,12 +113,15 @@ struct gyre__backend {
      * often: cache anything expensive. */
     int (*probe)(void);
 
-    /* Creates the backend's state (kernel objects made CLOEXEC). max_events
-     * is the most events one wait() will be asked for. Returns 0 or -errno;
-     * on failure nothing is left behind. */
-    int (*init)(void **state, uint32_t max_events);
+    /* Creates the backend's state (kernel objects made CLOEXEC). opts gives
+     * max_events (the most events one wait() will be asked for), flags and
+     * ring_entries. Returns 0 or -errno; on failure nothing is left behind,
+     * and *reason may be set to a static string saying why. */
+    int (*init)(void **state, const gyre_loop_opts *opts, const char **reason);
 
-    /* Frees the state and closes the backend's own fds. */
+    /* Frees the state: only unmaps memory and closes the backend's own fds,
+     * never otherwise acts on its kernel objects, so that it is also how a
+     * child after fork() drops objects it shares with its parent. */
     void (*fini)(void *state);
 
     /* Changes what is watched on fd: old_events == 0 adds, new_events == 0
@@ -57,8 +142,43 @@ struct gyre__backend {
     /* A pollable fd that is readable when wait() would return events, or
      * -ENOTSUP. */
     int (*fd)(void *state);
+
+    /* --- native operations: NULL unless caps has GYRE_CAP_NATIVE_OPS --- */
+
+    /* 1 if submit() can carry this gyre__opcode now (after probing and
+     * GYRE_URING_PROFILE masking); the core emulates the others. Also
+     * answers the gyre__feature queries. */
+    int (*supports)(void *state, unsigned opcode);
+
+    /* Queues op for the kernel; it goes in at the next wait() (one kernel
+     * entry submits and waits). Never calls back, never fails for a full
+     * queue (the backend parks the op and submits it later). The backend
+     * reports the op's completions from wait() as GYRE__EV_OP events, each
+     * already in gyre's terms: the linked-timeout and cancel completions are
+     * absorbed (an op whose deadline fired reports -ETIME), TIMEOUT reports 0
+     * on expiry, and the op's final event (no GYRE_OP_MORE) comes only after
+     * every completion naming the op has arrived, so the core may hand the op
+     * back to the caller at once. A GYRE__OPF_LINK op is linked to the next
+     * submit() natively. Returns 0 or -errno (nothing queued). */
+    int (*submit)(void *state, gyre_op *op);
+
+    /* Queues a cancel of op (in flight in this backend). The op's own final
+     * event says how it ended. Returns 0 or -errno. */
+    int (*cancel)(void *state, gyre_op *op);
+
+    /* Buffer pools on the kernel side (provided-buffer ring). add() makes
+     * the ring for `count` buffers of `size` bytes at `mem` and hands all of
+     * them to the kernel, giving back a handle; put() gives buffer id back to
+     * the kernel; del() removes the ring. Return 0 or -errno. */
+    int (*bufring_add)(void *state, void *mem, uint32_t count, uint32_t size, uint16_t *bgid);
+    int (*bufring_put)(void *state, uint16_t bgid, uint32_t id);
+    void (*bufring_del)(void *state, uint16_t bgid);
+
+    /* Fills what gyre_loop_info() reports about the backend. */
+    void (*info)(void *state, gyre_info *out);
 };
 
+/* A readiness-only backend: every native-ops member is NULL. */
 #define GYRE__BACKEND_DEFINE(ident, name_str, caps_, prefix)                                       \
     const struct gyre__backend ident = {                                                           \
         .name = name_str,                                                                          \
@@ -71,8 +191,29 @@ struct gyre__backend {
         .fd = prefix##_fd,                                                                         \
     }
 
+/* A backend with GYRE_CAP_NATIVE_OPS: must name every member. */
+#define GYRE__BACKEND_DEFINE_NATIVE(ident, name_str, caps_, prefix)                                \
+    const struct gyre__backend ident = {                                                           \
+        .name = name_str,                                                                          \
+        .caps = (caps_) | GYRE_CAP_NATIVE_OPS,                                                     \
+        .probe = prefix##_probe,                                                                   \
+        .init = prefix##_init,                                                                     \
+        .fini = prefix##_fini,                                                                     \
+        .ctl = prefix##_ctl,                                                                       \
+        .wait = prefix##_wait,                                                                     \
+        .fd = prefix##_fd,                                                                         \
+        .supports = prefix##_supports,                                                             \
+        .submit = prefix##_submit,                                                                 \
+        .cancel = prefix##_cancel,                                                                 \
+        .bufring_add = prefix##_bufring_add,                                                       \
+        .bufring_put = prefix##_bufring_put,                                                       \
+        .bufring_del = prefix##_bufring_del,                                                       \
+        .info = prefix##_info,                                                                     \
+    }
+
 extern const struct gyre__backend gyre__backend_epoll;
 extern const struct gyre__backend gyre__backend_poll;
 extern const struct gyre__backend gyre__backend_select;
+extern const struct gyre__backend gyre__backend_uring;
 
 #endif

@@ -62,11 +62,13 @@ static int ep_probe(void)
     return v > 0;
 }
 
-static int ep_init(void **state, uint32_t max_events)
+static int ep_init(void **state, const gyre_loop_opts *opts, const char **reason)
 {
+    uint32_t max_events = opts->max_events;
     struct ep *ep;
     int fd;
 
+    (void)reason;
     if (max_events == 0)
         return -EINVAL;
     if (max_events > EP_MAX_EVENTS)

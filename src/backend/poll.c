@@ -37,11 +37,12 @@ static int poll_probe(void)
     return 1;
 }
 
-static int poll_init(void **state, uint32_t max_events)
+static int poll_init(void **state, const gyre_loop_opts *opts, const char **reason)
 {
     struct pl *pl = gyre__calloc(1, sizeof(*pl));
 
-    (void)max_events;
+    (void)opts;
+    (void)reason;
     if (pl == NULL)
         return -ENOMEM;
     *state = pl;

@@ -38,11 +38,12 @@ static int select_probe(void)
     return 1;
 }
 
-static int select_init(void **state, uint32_t max_events)
+static int select_init(void **state, const gyre_loop_opts *opts, const char **reason)
 {
     struct sel *s = gyre__calloc(1, sizeof(*s));
 
-    (void)max_events;
+    (void)opts;
+    (void)reason;
     if (s == NULL)
         return -ENOMEM;
     FD_ZERO(&s->rd);
@@ -63,7 +64,6 @@ static int select_ctl(void *state, int fd, uint32_t old_events, uint32_t new_eve
 {
     struct sel *s = state;
 
-    (void)old_events;
     if (fd < 0 || fd >= FD_SETSIZE)
         return new_events == 0 ? 0 : -EINVAL;
     if (new_events & GYRE_EDGE)
@@ -72,6 +72,16 @@ static int select_ctl(void *state, int fd, uint32_t old_events, uint32_t new_eve
      * for; the core would mask it and the fd would stay ready forever. */
     if ((new_events & (GYRE_IN | GYRE_RDHUP)) == GYRE_RDHUP)
         return -ENOTSUP;
+    /* select() skips fds beyond the process's current descriptor table
+     * instead of failing with EBADF (core_sys_select clamps n to max_fds), so
+     * a closed fd there would block forever: refuse it here, as epoll_ctl
+     * does. */
+    if (old_events == 0 && new_events != 0) {
+        int r = gyre__sys_fcntl_getfd(fd);
+
+        if (r < 0)
+            return r;
+    }
     FD_CLR(fd, &s->rd);
     FD_CLR(fd, &s->wr);
     FD_CLR(fd, &s->ex);

@@ -4,7 +4,9 @@
  *   1. update the cached time; run expired timers; run idle and prepare hooks;
  *   2. wait in the backend, with the nearest timer as the timeout (no wait at
  *      all when there is work already: idle hooks, a stop, RUN_NOWAIT);
- *   3. update the time; dispatch readiness in arrival order; run check hooks.
+ *   3. update the time; run op completions that were ready before the wait,
+ *      dispatch readiness and native completions in arrival order, run the
+ *      op completions those callbacks produced; run check hooks.
  * Async sends and signals arrive as readiness on the loop's wakeup eventfd,
  * so they need no path of their own through the iteration.
  */
@@ -15,7 +17,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include "backend/uring.h"
 #include "core/alloc.h"
+#include "core/pool.h"
 #include "sys/sys.h"
 
 #define DEFAULT_MAX_EVENTS 1024u
@@ -25,6 +29,7 @@
 
 /* Preference order for "auto": the first whose probe succeeds. */
 static const struct gyre__backend *const backends[] = {
+    &gyre__backend_uring,
     &gyre__backend_epoll,
     &gyre__backend_poll,
     &gyre__backend_select,
@@ -50,7 +55,8 @@ GYRE_API int gyre_backend_supported(const char *name)
 
 /* Resolves opts->backend, else GYRE_BACKEND, else "auto". An explicit name
  * that cannot run is an error (-ENOSYS), never a silent fallback. */
-static int pick_backend(const gyre_loop_opts *opts, const struct gyre__backend **out)
+static int pick_backend(const gyre_loop_opts *opts, const struct gyre__backend **out,
+                        const char **why)
 {
     const char *name = opts != NULL ? opts->backend : NULL;
 
@@ -62,6 +68,8 @@ static int pick_backend(const gyre_loop_opts *opts, const struct gyre__backend *
                 *out = backends[i];
                 return 0;
             }
+            if (backends[i] == &gyre__backend_uring)
+                *why = gyre__uring_unavailable_reason();
         }
         return -ENOSYS;
     }
@@ -71,11 +79,32 @@ static int pick_backend(const gyre_loop_opts *opts, const struct gyre__backend *
     return (*out)->probe() ? 0 : -ENOSYS;
 }
 
+static int is_auto(const gyre_loop_opts *opts)
+{
+    const char *name = opts != NULL ? opts->backend : NULL;
+
+    if (name == NULL)
+        name = secure_getenv("GYRE_BACKEND");
+    return name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0;
+}
+
+/* The next backend after be in preference order that probes fine. */
+static const struct gyre__backend *next_backend(const struct gyre__backend *be)
+{
+    size_t i = 0;
+
+    while (backends[i] != be)
+        i++;
+    while (++i < NBACKENDS - 1 && !backends[i]->probe())
+        ;
+    return backends[i];
+}
+
 static int opts_valid(const gyre_loop_opts *opts)
 {
     if (opts == NULL)
         return 1;
-    if (opts->flags != 0)
+    if ((opts->flags & ~GYRE_LOOP_SQPOLL) != 0 || opts->reserved32 != 0)
         return 0;
     for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
         if (opts->reserved[i] != 0)
@@ -97,11 +126,41 @@ static void wake_cb(gyre_watch *w, uint32_t events)
         loop->stats.wakeups++;
     gyre__signals_dispatch(loop);
     gyre__async_drain(loop);
+    /* After async_drain cleared async_armed: a pool thread that posted
+     * before that store is seen here, one that posts after it writes the
+     * eventfd again. */
+    gyre__ops_drain_posted(loop);
+}
+
+/* Resolves opts->file_engine, else GYRE_FILE_ENGINE, else "auto": file ops go
+ * to the backend when it carries them natively, else to the pool. */
+static int pick_file_engine(gyre_loop *loop, const gyre_loop_opts *opts)
+{
+    const char *name = opts != NULL ? opts->file_engine : NULL;
+    int native = (loop->caps & GYRE_CAP_NATIVE_OPS) != 0;
+
+    if (name == NULL)
+        name = secure_getenv("GYRE_FILE_ENGINE");
+    if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
+        loop->files_native = native;
+        return 0;
+    }
+    if (strcmp(name, "pool") == 0) {
+        loop->files_native = 0;
+        return 0;
+    }
+    if (strcmp(name, "uring") == 0 && native) {
+        loop->files_native = 1;
+        return 0;
+    }
+    return -EINVAL;
 }
 
 GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
 {
     const struct gyre__backend *be;
+    const char *why = "", *init_why = NULL;
+    gyre_loop_opts bo;
     gyre_loop *loop;
     int r;
 
@@ -110,7 +169,7 @@ GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
     r = gyre__faults_init();
     if (r < 0)
         return r;
-    r = pick_backend(opts, &be);
+    r = pick_backend(opts, &be, &why);
     if (r < 0)
         return r;
 
@@ -128,19 +187,42 @@ GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
     }
     gyre__list_init(&loop->asyncs);
     gyre__list_init(&loop->signals);
+    gyre__list_init(&loop->bufpools);
     for (int k = 0; k < 3; k++)
         gyre__list_init(&loop->hooks[k]);
+    r = pthread_mutex_init(&loop->post_lock, NULL);
+    if (r != 0) {
+        r = -r;
+        goto fail;
+    }
+    loop->post_lock_ok = 1;
 
     loop->events = gyre__calloc(loop->max_events, sizeof *loop->events);
     if (loop->events == NULL) {
         r = -ENOMEM;
         goto fail;
     }
-    r = be->init(&loop->be_state, loop->max_events);
+    bo = opts != NULL ? *opts : (gyre_loop_opts){0};
+    bo.max_events = loop->max_events;
+    r = be->init(&loop->be_state, &bo, &init_why);
+    /* "auto" never fails for want of io_uring: a ring that probed fine but
+     * cannot be made now (ENOMEM from locked-memory limits, say) gives way to
+     * the next backend, and the reason is kept for gyre_loop_info(). */
+    while (r < 0 && is_auto(opts) && be != backends[NBACKENDS - 1]) {
+        why = init_why != NULL ? init_why : gyre_strerror(r);
+        be = next_backend(be);
+        loop->be = be;
+        loop->caps = be->caps;
+        r = be->init(&loop->be_state, &bo, &init_why);
+    }
     if (r < 0) {
         loop->be_state = NULL;
         goto fail;
     }
+    loop->be_opts = bo;
+    r = pick_file_engine(loop, opts);
+    if (r < 0)
+        goto fail;
     r = gyre__sys_eventfd(0, EFD_NONBLOCK);
     if (r < 0)
         goto fail;
@@ -150,11 +232,18 @@ GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
     if (r < 0)
         goto fail;
 
+    if (opts != NULL && opts->pool != NULL) {
+        loop->pool = opts->pool;
+        gyre__pool_attach(loop->pool);
+    }
+    loop->reason = why;
     atomic_fetch_add(&gyre__live_loops, 1);
     *out = loop;
     return 0;
 
 fail:
+    if (loop->post_lock_ok)
+        pthread_mutex_destroy(&loop->post_lock);
     if (loop->wake_fd >= 0)
         gyre__sys_close(loop->wake_fd);
     if (loop->be_state != NULL)
@@ -169,9 +258,16 @@ GYRE_API int gyre_loop_free(gyre_loop *loop)
 {
     if (loop == NULL)
         return -EINVAL;
-    if (atomic_load(&loop->running) || loop->active != 0)
+    if (atomic_load(&loop->running) || loop->active != 0 || !gyre__list_empty(&loop->bufpools))
         return -EBUSY;
     gyre_watch_stop(&loop->wake_watch);
+    if (loop->pool != NULL) {
+        gyre__pool_detach(loop->pool);
+        if (loop->pool_owned)
+            gyre_pool_free(loop->pool);
+    }
+    pthread_mutex_destroy(&loop->post_lock);
+    gyre__free(loop->dirty);
     gyre__signals_loop_fini(loop);
     loop->be->fini(loop->be_state);
     gyre__sys_close(loop->wake_fd);
@@ -319,7 +415,7 @@ GYRE_API int64_t gyre_loop_timeout(const gyre_loop *loop)
 {
     if (loop == NULL)
         return -1;
-    if (!gyre__list_empty(&loop->hooks[GYRE_HOOK_IDLE]))
+    if (!gyre__list_empty(&loop->hooks[GYRE_HOOK_IDLE]) || !gyre__opq_empty(&loop->ready))
         return 0;
     return gyre__timers_next(loop);
 }
@@ -330,6 +426,14 @@ GYRE_API int gyre_loop_stats(const gyre_loop *loop, gyre_stats *out)
         return -EINVAL;
     *out = loop->stats;
     out->faults_injected = gyre__faults_injected();
+    if (!(loop->caps & GYRE_CAP_NATIVE_OPS)) {
+        out->kernel_enters = loop->stats.kernel_waits;
+    } else {
+        gyre_info info = {0};
+
+        loop->be->info(loop->be_state, &info);
+        out->kernel_enters = info.kernel_enters;
+    }
     out->active_handles = loop->active;
     out->active_refs = loop->refs;
     return 0;
@@ -360,6 +464,8 @@ static int iterate(gyre_loop *loop, gyre_run_mode mode)
     gyre__hooks_run(loop, GYRE_HOOK_IDLE);
     gyre__hooks_run(loop, GYRE_HOOK_PREPARE);
 
+    gyre__ops_flush(loop);
+    gyre__fd_flush(loop);
     n = loop->be->wait(loop->be_state, wait_timeout(loop, mode, loop->stats.timers_fired != fired),
                        loop->events, (int)loop->max_events);
     loop->stats.kernel_waits++;
@@ -368,7 +474,13 @@ static int iterate(gyre_loop *loop, gyre_run_mode mode)
         n = 0;
     if (n < 0)
         return n;
+    gyre__ops_dispatch_ready(loop);
     gyre__io_dispatch(loop, n);
+    /* Ops that completed inside those callbacks (a send that went out at
+     * once, say) are called back now rather than after another kernel
+     * wait: an echo costs one wait per message, as a hand-written loop
+     * does. */
+    gyre__ops_dispatch_ready(loop);
     gyre__hooks_run(loop, GYRE_HOOK_CHECK);
     /* A once-run must make progress on timers even if the wait was cut short
      * by something else, as libuv's UV_RUN_ONCE does. */
@@ -401,4 +513,80 @@ GYRE_API int gyre_loop_run(gyre_loop *loop, gyre_run_mode mode)
     if (r < 0)
         return r;
     return loop->refs > 0 ? 1 : 0;
+}
+
+GYRE_API int gyre_loop_info(const gyre_loop *loop, gyre_info *out)
+{
+    if (loop == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    if (loop->be->info != NULL)
+        loop->be->info(loop->be_state, out);
+    out->backend = loop->be->name;
+    out->file_engine = loop->files_native ? loop->be->name : "pool";
+    out->reason = loop->reason != NULL ? loop->reason : "";
+    out->caps = loop->caps;
+    return 0;
+}
+
+static void drop_op(gyre_op *op)
+{
+    gyre__op_ready(op->gyre__priv.loop, op, -ECANCELED);
+}
+
+GYRE_API int gyre_loop_fork(gyre_loop *loop)
+{
+    const char *why = NULL;
+    int old_wake, r;
+
+    if (loop == NULL)
+        return -EINVAL;
+    if (atomic_load(&loop->running))
+        return -EBUSY;
+    /* The inherited kernel objects are shared with the parent: the child
+     * only drops its references (fini closes and unmaps, io_uring memory was
+     * never mapped here: MADV_DONTFORK) and makes its own. */
+    loop->be->fini(loop->be_state);
+    loop->be_state = NULL;
+    r = loop->be->init(&loop->be_state, &loop->be_opts, &why);
+    if (r < 0)
+        return r;
+    old_wake = loop->wake_fd;
+    loop->fds[old_wake].watch = NULL;
+    loop->fds[old_wake].kmask = 0;
+    gyre__sys_close(old_wake);
+    r = gyre__sys_eventfd(0, EFD_NONBLOCK);
+    if (r < 0)
+        return r;
+    loop->wake_fd = r;
+    atomic_store(&loop->async_armed, 0);
+    pthread_mutex_init(&loop->post_lock, NULL);
+
+    /* Every registration again, in the new kernel object. */
+    for (size_t fd = 0; fd < loop->fds_cap; fd++)
+        loop->fds[fd].kmask = 0;
+    for (size_t fd = 0; fd < loop->fds_cap; fd++)
+        gyre__fd_sync(loop, (int)fd, 1);
+    r = gyre__watch_start_internal(loop, &loop->wake_watch, loop->wake_fd, wake_cb);
+    if (r < 0)
+        return r;
+
+    /* Ops that were in the parent's ring or with pool threads (which do not
+     * exist here) are the parent's to finish. */
+    while (loop->native.head != NULL) {
+        gyre_op *op = loop->native.head;
+
+        gyre__opq_remove(&loop->native, op);
+        gyre__op_ready(loop, op, -ECANCELED);
+    }
+    while (loop->closewait.head != NULL) {
+        gyre_op *op = loop->closewait.head;
+
+        gyre__opq_remove(&loop->closewait, op);
+        gyre__op_start(loop, op);
+    }
+    if (loop->pool != NULL)
+        gyre__pool_fork_child(loop->pool, drop_op);
+    gyre__bufpools_fork(loop);
+    return 0;
 }

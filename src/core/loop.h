@@ -13,6 +13,7 @@
 #ifndef GYRE_CORE_LOOP_H
 #define GYRE_CORE_LOOP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -33,10 +34,56 @@ enum gyre__hflag {
     GYRE__HF_INTERNAL = 1u << 2, /* the loop's own: never counted */
 };
 
+/* A FIFO of ops linked through op->gyre__priv.next/prev; an op is on at most
+ * one queue at a time, and its state (enum gyre__opstate) says which. */
+struct gyre__opq {
+    gyre_op *head, *tail;
+};
+
 struct gyre__fdent {
     gyre_watch *watch;
     uint32_t gen;
     uint32_t kmask;
+    /* Emulated ops waiting for readiness: read side (IN), write side (OUT),
+     * one-shot polls (their own events). Each starts in submission order. */
+    struct gyre__opq rq, wq, pq;
+    uint8_t dirty; /* on loop->dirty: kmask may differ from what ops want */
+    uint8_t kind;  /* enum gyre__fdkind: whether writes may be sends */
+};
+
+/* What the loop knows of an fd: learnt once (fstat), or from the op that
+ * made it (accept: a socket, openat: not), and forgotten when gyre closes it.
+ * A stale guess after an fd closed behind gyre's back costs speed, never
+ * correctness: a send to a non-socket says ENOTSOCK and gyre redoes it. */
+enum gyre__fdkind {
+    GYRE__FD_UNKNOWN = 0,
+    GYRE__FD_SOCKET,
+    GYRE__FD_OTHER
+};
+
+/* Where an op is (op->gyre__priv.state). 1 and 2 belong to pool.c. */
+enum gyre__opstate {
+    GYRE__OS_IDLE = 0,
+    GYRE__OS_POOL_QUEUED = 1,
+    GYRE__OS_POOL_RUNNING = 2,
+    GYRE__OS_FDQ = 10,  /* on an fd's rq/wq/pq, waiting for readiness */
+    GYRE__OS_READY,     /* on loop->ready: completes at the next dispatch */
+    GYRE__OS_NATIVE,    /* carried by the backend, on loop->native */
+    GYRE__OS_TIMER,     /* an emulated TIMEOUT op waiting for its timer */
+    GYRE__OS_LINKWAIT,  /* waiting for the op it is linked behind */
+    GYRE__OS_BUFWAIT,   /* a multishot recv waiting for a pool buffer */
+    GYRE__OS_POSTED,    /* back from a pool worker, on loop->posted */
+    GYRE__OS_HOLD,      /* a native op with a link, held to see what follows */
+    GYRE__OS_REARM,     /* a multishot the kernel ended, in its callback before re-arming */
+    GYRE__OS_CLOSEWAIT, /* a close waiting for the ops it cancelled, on loop->closewait */
+};
+
+/* The state of the chain of linked ops still open on a loop. */
+enum gyre__chain {
+    GYRE__CHAIN_NONE = 0,
+    GYRE__CHAIN_PENDING,
+    GYRE__CHAIN_OK,
+    GYRE__CHAIN_FAIL
 };
 
 #define GYRE__NSIG_WORDS 2 /* bitmask words for signals 1..127 */
@@ -72,6 +119,27 @@ struct gyre_loop {
     uint64_t sig_taken[GYRE__NSIG_WORDS];      /* being dispatched (loop thread) */
     uint16_t sig_count[GYRE__NSIG_WORDS * 64]; /* this loop's watchers per signal */
     int sig_slot;                              /* registry slot, -1 when none */
+
+    /* operations */
+    struct gyre__opq ready;  /* completed, callback at the next dispatch */
+    struct gyre__opq native; /* in the backend */
+    struct gyre__opq closewait;
+    int *dirty; /* fds whose registration must be recomputed */
+    size_t ndirty, dirty_cap;
+    pthread_mutex_t post_lock; /* guards posted (pool threads append) */
+    int post_lock_ok;
+    struct gyre__opq posted;
+    gyre_pool *pool; /* NULL until first needed, unless opts.pool */
+    int pool_owned;
+    int files_native;    /* file ops go to the backend, not the pool */
+    gyre_op *link_hold;  /* first GYRE__OS_HOLD op (a chain through link_next) */
+    gyre_op *hold_tail;  /* last one */
+    gyre_op *chain_tail; /* with chain == PENDING: the op the next submit follows */
+    int chain;
+    gyre__link bufpools;
+    const char *reason;     /* why auto did not take io_uring */
+    gyre_loop_opts be_opts; /* what the backend was made with (fork remakes it) */
+    uint32_t ops_inflight;
 
     /* run state */
     atomic_int running;
@@ -145,6 +213,79 @@ void gyre__signals_dispatch(gyre_loop *loop);
 void gyre__signals_loop_fini(gyre_loop *loop);
 
 void gyre__hooks_run(gyre_loop *loop, gyre_hook_kind kind);
+
+/* --- fd table (watch.c) --- */
+
+/* Makes sure fds[fd] exists. 0 or -ENOMEM. */
+int gyre__fd_reserve(gyre_loop *loop, int fd);
+/* Brings the backend registration of fd in line with what its watch and
+ * queued ops want; `force` also when only the generation changed. */
+int gyre__fd_sync(gyre_loop *loop, int fd, int force);
+/* 1 if fd is a socket (cached in the table), 0 if not. */
+int gyre__fd_is_socket(gyre_loop *loop, int fd);
+/* Records what an op's result fd is. */
+void gyre__fd_learn(gyre_loop *loop, int fd, enum gyre__fdkind kind);
+/* Marks fd for gyre__fd_sync at the next flush (before the kernel wait). */
+void gyre__fd_dirty(gyre_loop *loop, int fd);
+/* Syncs every dirty fd; ops whose registration fails complete with the
+ * error (or move to the pool, for regular files epoll refuses). */
+void gyre__fd_flush(gyre_loop *loop);
+
+/* --- operations (op.c, emul.c) --- */
+
+void gyre__opq_push(struct gyre__opq *q, gyre_op *op);
+void gyre__opq_remove(struct gyre__opq *q, gyre_op *op);
+static inline int gyre__opq_empty(const struct gyre__opq *q)
+{
+    return q->head == NULL;
+}
+
+/* Delivers one completion of op (final unless flags has GYRE_OP_MORE) and
+ * runs its callback. The op must be off every queue. */
+void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags, uint32_t buf_id);
+/* Queues the final completion for the next dispatch (never calls back). */
+void gyre__op_ready(gyre_loop *loop, gyre_op *op, int64_t res);
+/* Routes an op that may start now (after submit, or after its link). */
+void gyre__op_start(gyre_loop *loop, gyre_op *op);
+/* Runs ready and posted completions (dispatch step). */
+void gyre__ops_dispatch_ready(gyre_loop *loop);
+void gyre__ops_drain_posted(gyre_loop *loop);
+/* Handles one GYRE__EV_OP event from the backend. */
+void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev);
+/* Submits held native ops (before the kernel wait). */
+void gyre__ops_flush(gyre_loop *loop);
+
+/* Emulation by readiness (emul.c). */
+int gyre__emul_queue(gyre_loop *loop, gyre_op *op);   /* FDQ or ready; 0 or -errno */
+void gyre__emul_cancel(gyre_loop *loop, gyre_op *op); /* takes a FDQ op off its queue */
+void gyre__emul_ready(gyre_loop *loop, int fd, uint32_t events);
+/* Takes every queued op off fd, completing each with res (close, errors). */
+void gyre__emul_fail_fd(gyre_loop *loop, int fd, int64_t res);
+
+/* Buffer pools (bufpool.c). */
+struct gyre_bufpool {
+    uint16_t bgid;   /* first member: the io_uring backend reads it */
+    uint16_t native; /* the kernel's buffer ring holds the free buffers */
+    uint32_t count, size;
+    gyre_loop *loop;
+    unsigned char *mem;
+    uint32_t *free_ids; /* emulated: stack of free buffer ids */
+    uint32_t nfree;
+    uint8_t *out; /* per buffer: handed to the user */
+    uint32_t nout;
+    uint32_t users;           /* in-flight ops naming the pool */
+    struct gyre__opq waiters; /* multishot recvs waiting for a buffer */
+    gyre__link link;          /* on loop->bufpools */
+};
+/* Emulated pools: takes a free buffer (-ENOBUFS if none) / gives it back
+ * unused. */
+int gyre__bufpool_take(gyre_bufpool *pool);
+void gyre__bufpool_untake(gyre_bufpool *pool, uint32_t id);
+/* A native completion handed buffer id to the user. */
+void gyre__bufpool_mark_out(gyre_bufpool *pool, uint32_t id);
+/* Parks a multishot recv until a buffer comes back. */
+void gyre__bufpool_wait(gyre_bufpool *pool, gyre_op *op);
+void gyre__bufpools_fork(gyre_loop *loop);
 
 extern atomic_int gyre__live_loops;
 

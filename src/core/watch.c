@@ -1,41 +1,15 @@
-/* watch.c: readiness watches (the reactor API) and readiness dispatch.
+/* watch.c: readiness watches, the reactor API.
  *
- * The loop keeps a table indexed by fd; each entry names the one active watch
- * on that fd and a generation. The backend is given (gen << 32 | fd) as the
- * cookie of each registration and hands it back with every event, so:
- * - dispatch finds the watch through the table, never through a pointer the
- *   kernel held, and a watch stopped (and maybe freed) by an earlier callback
- *   of the same batch is simply no longer there;
- * - an fd closed, reused and watched again gets a new generation, so events
- *   fetched for the old registration are dropped (libev's generation counter).
+ * A watch lives in its fd's entry of the loop's fd table (fdtable.c), which
+ * also explains why a stopped watch can never be called: dispatch goes
+ * through the table and its generation. Starting and stopping register with
+ * the backend at once, so the caller gets the kernel's error.
  */
 #include <errno.h>
-#include <string.h>
 
-#include "core/alloc.h"
 #include "core/loop.h"
 
 #define WATCH_EVENTS (GYRE_IN | GYRE_OUT | GYRE_PRI | GYRE_RDHUP)
-#define ALWAYS_REPORTED (GYRE_ERR | GYRE_HUP)
-
-static uint64_t cookie(int fd, uint32_t gen)
-{
-    return (uint64_t)gen << 32 | (uint32_t)fd;
-}
-
-static int table_reserve(gyre_loop *loop, int fd)
-{
-    size_t old = loop->fds_cap;
-    int r;
-
-    if ((size_t)fd < old)
-        return 0;
-    r = gyre__grow(&loop->fds, &loop->fds_cap, (size_t)fd + 1, sizeof *loop->fds);
-    if (r < 0)
-        return r;
-    memset(loop->fds + old, 0, (loop->fds_cap - old) * sizeof *loop->fds);
-    return 0;
-}
 
 GYRE_API int gyre_watch_init(gyre_loop *loop, gyre_watch *w, int fd)
 {
@@ -55,7 +29,7 @@ GYRE_API int gyre_watch_fd(const gyre_watch *w)
 
 GYRE_API int gyre_watch_start(gyre_watch *w, uint32_t events, gyre_watch_cb cb)
 {
-    uint32_t want = events & ~GYRE_EDGE;
+    uint32_t want = events & ~GYRE_EDGE, old_events;
     struct gyre__fdent *ent;
     gyre_loop *loop;
     int fd, r;
@@ -67,32 +41,32 @@ GYRE_API int gyre_watch_start(gyre_watch *w, uint32_t events, gyre_watch_cb cb)
     if ((events & GYRE_EDGE) && !(loop->caps & GYRE_CAP_EDGE))
         return -ENOTSUP;
     fd = w->gyre__priv.fd;
-    r = table_reserve(loop, fd);
+    r = gyre__fd_reserve(loop, fd);
     if (r < 0)
         return r;
     ent = &loop->fds[fd];
     if (ent->watch != NULL && ent->watch != w)
         return -EEXIST;
 
+    old_events = w->gyre__priv.events;
+    w->gyre__priv.events = events;
     if (ent->watch == w) {
-        if (events != ent->kmask) {
-            r = loop->be->ctl(loop->be_state, fd, ent->kmask, events, cookie(fd, ent->gen));
-            if (r < 0)
-                return r;
-            ent->kmask = events;
+        r = gyre__fd_sync(loop, fd, 0);
+        if (r < 0) {
+            w->gyre__priv.events = old_events;
+            return r;
         }
     } else {
-        uint32_t gen = ent->gen + 1;
-
-        r = loop->be->ctl(loop->be_state, fd, 0, events, cookie(fd, gen));
-        if (r < 0)
-            return r;
-        ent->gen = gen;
         ent->watch = w;
-        ent->kmask = events;
+        ent->gen++;
+        r = gyre__fd_sync(loop, fd, 1);
+        if (r < 0) {
+            ent->watch = NULL;
+            w->gyre__priv.events = old_events;
+            return r;
+        }
         gyre__handle_start(&w->base);
     }
-    w->gyre__priv.events = events;
     w->cb = cb;
     return 0;
 }
@@ -110,10 +84,12 @@ GYRE_API int gyre_watch_stop(gyre_watch *w)
     loop = w->base.gyre__priv.loop;
     fd = w->gyre__priv.fd;
     ent = &loop->fds[fd];
-    loop->be->ctl(loop->be_state, fd, ent->kmask, 0, cookie(fd, ent->gen));
     ent->watch = NULL;
-    ent->kmask = 0;
     ent->gen++;
+    /* A removal cannot fail in a way that matters (a closed fd is already
+     * gone from the kernel); with ops still queued on the fd this is a
+     * modify carrying the new generation. */
+    gyre__fd_sync(loop, fd, 1);
     gyre__handle_stop(&w->base);
     return 0;
 }
@@ -126,28 +102,4 @@ int gyre__watch_start_internal(gyre_loop *loop, gyre_watch *w, int fd, gyre_watc
         return r;
     w->base.gyre__priv.flags |= GYRE__HF_INTERNAL;
     return gyre_watch_start(w, GYRE_IN, cb);
-}
-
-void gyre__io_dispatch(gyre_loop *loop, int n)
-{
-    for (int i = 0; i < n; i++) {
-        const gyre__event *ev = &loop->events[i];
-        int fd = (int)(uint32_t)ev->cookie;
-        uint32_t gen = (uint32_t)(ev->cookie >> 32);
-        struct gyre__fdent *ent;
-        gyre_watch *w;
-        uint32_t revents;
-
-        if ((size_t)fd >= loop->fds_cap)
-            continue;
-        ent = &loop->fds[fd];
-        w = ent->watch;
-        if (w == NULL || ent->gen != gen)
-            continue; /* stopped (or replaced) earlier in this batch */
-        revents = ev->events & ((w->gyre__priv.events & WATCH_EVENTS) | ALWAYS_REPORTED);
-        if (revents == 0)
-            continue;
-        loop->stats.events_dispatched++;
-        w->cb(w, revents);
-    }
 }

@@ -16,46 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sys/inject.h"
 #include "sys/sys.h"
 
 #define NS_PER_SEC INT64_C(1000000000)
 #define NS_PER_MS INT64_C(1000000)
-
-#define FAULTS_ON() __builtin_expect(gyre__faults.on, 0)
-
-/* The transient errors of a non-blocking read or write, in a fixed order so
- * a seed replays the same way. Only call when FAULTS_ON(). */
-static int inject_again_intr(void)
-{
-    if (gyre__fault_hit(GYRE__FAULT_EAGAIN))
-        return -EAGAIN;
-    if (gyre__fault_hit(GYRE__FAULT_EINTR))
-        return -EINTR;
-    return 0;
-}
-
-/* A short length in [1, len-1]; len itself when not injected or when len < 2
- * (a transfer of one byte cannot be short without being zero, which would
- * read as end of file). Only call when FAULTS_ON(). */
-static size_t inject_short(size_t len)
-{
-    int r;
-
-    if (len < 2)
-        return len;
-    r = gyre__fault_hit(GYRE__FAULT_SHORT);
-    return r ? 1 + (size_t)r % (len - 1) : len;
-}
-
-static int inject_enomem(void)
-{
-    return FAULTS_ON() && gyre__fault_hit(GYRE__FAULT_ENOMEM);
-}
-
-static int inject_eintr(void)
-{
-    return FAULTS_ON() && gyre__fault_hit(GYRE__FAULT_EINTR);
-}
 
 /* NULL (wait forever) for a negative timeout; *ts otherwise. */
 static struct timespec *ns_to_timespec(int64_t ns, struct timespec *ts)
@@ -102,21 +67,6 @@ int gyre__sys_close(int fd)
      * been given. EINTR therefore counts as success. */
     if (close(fd) < 0 && errno != EINTR)
         return -errno;
-    return 0;
-}
-
-/* The faults a read or write can meet before the kernel acts: EAGAIN or
- * EINTR instead of the call, or a shorter length. */
-static int inject_io(size_t *len)
-{
-    int rc;
-
-    if (!FAULTS_ON())
-        return 0;
-    rc = inject_again_intr();
-    if (rc < 0)
-        return rc;
-    *len = inject_short(*len);
     return 0;
 }
 

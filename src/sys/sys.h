@@ -22,7 +22,10 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* --- fault injection --- */
 
@@ -86,6 +89,39 @@ int gyre__sys_epoll_wait(int epfd, struct epoll_event *evs, int max, int64_t tim
 int gyre__sys_poll(struct pollfd *fds, nfds_t n, int64_t timeout_ns); /* ppoll; eintr */
 int gyre__sys_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
                      int64_t timeout_ns); /* pselect; eintr */
+
+/* --- I/O for operations (io.c) ---
+ * The non-blocking ones are what the readiness emulation calls after the
+ * kernel said "ready": eagain and eintr are injected, and short where the
+ * call moves one buffer. The blocking ones run on pool threads and retry
+ * EINTR themselves, so EINTR never leaves them. */
+
+ssize_t gyre__sys_readv(int fd, const struct iovec *iov, int cnt); /* eagain eintr */
+ssize_t gyre__sys_recv(int fd, void *buf, size_t len, int flags);  /* MSG_DONTWAIT added */
+/* MSG_DONTWAIT|MSG_NOSIGNAL added. */
+ssize_t gyre__sys_send(int fd, const void *buf, size_t len, int flags);
+ssize_t gyre__sys_recvmsg(int fd, struct msghdr *msg,
+                          int flags); /* MSG_DONTWAIT, MSG_CMSG_CLOEXEC */
+ssize_t gyre__sys_sendmsg(int fd, const struct msghdr *msg, int flags); /* DONTWAIT|NOSIGNAL */
+/* accept4 with SOCK_CLOEXEC|SOCK_NONBLOCK added; eagain eintr enomem. */
+int gyre__sys_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int gyre__sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
+int gyre__sys_socket_error(int fd); /* SO_ERROR as -errno, or 0 */
+int gyre__sys_shutdown(int fd, int how);
+/* 1 if fd is a socket, 0 if not, -errno (fstat). */
+int gyre__sys_is_socket(int fd);
+/* Writes to a non-socket (pipe, tty, file) at its current position without
+ * blocking where the kernel allows (RWF_NOWAIT) and without SIGPIPE: a
+ * SIGPIPE the write raises is taken back from this thread, unless one was
+ * already pending. eagain eintr. */
+ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt);
+
+/* Blocking (pool threads). off == UINT64_MAX: the current position. */
+ssize_t gyre__sys_preadv(int fd, const struct iovec *iov, int cnt, uint64_t off);
+ssize_t gyre__sys_pwritev(int fd, const struct iovec *iov, int cnt, uint64_t off);
+int gyre__sys_openat(int dirfd, const char *path, int flags, unsigned mode); /* O_CLOEXEC; enomem */
+int gyre__sys_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out);
+int gyre__sys_fsync(int fd, int datasync);
 
 /* --- signals --- */
 

@@ -1,0 +1,1357 @@
+/* uring.c: the io_uring backend: readiness (one-shot POLL_ADD re-armed per
+ * event) and native operations on one ring, with one io_uring_enter per
+ * wait() that both submits and waits.
+ *
+ * Kernel features used, and the first kernel with each (io_uring_setup(2),
+ * io_uring_register(2), io_uring_enter(2) and liburing's man pages):
+ *
+ *   feature                                          minimum kernel
+ *   io_uring_setup/enter, POLL_ADD, READV/WRITEV     5.1
+ *   FEAT_NODROP, CQSIZE, ACCEPT, CONNECT,            5.5
+ *     ASYNC_CANCEL, LINK_TIMEOUT, TIMEOUT
+ *   FEAT_SUBMIT_STABLE                               5.5
+ *   FEAT_RW_CUR_POS (offset -1), READ/WRITE,         5.6
+ *     SEND/RECV, OPENAT, CLOSE, STATX, opcode probe
+ *   FEAT_FAST_POLL                                   5.7
+ *   FEAT_POLL_32BITS (EPOLLRDHUP in poll masks)      5.9
+ *   SETUP_R_DISABLED, REGISTER_ENABLE_RINGS          5.10
+ *   FEAT_EXT_ARG (timeout in io_uring_enter), SHUTDOWN  5.11 (required)
+ *   POLL_ADD_MULTI (GYRE_EDGE), POLL_UPDATE          5.13
+ *   REGISTER_IOWQ_MAX_WORKERS                        5.15
+ *   SETUP_SUBMIT_ALL                                 5.18
+ *   SETUP_COOP_TASKRUN, SETUP_TASKRUN_FLAG           5.19
+ *   ACCEPT_MULTISHOT, ASYNC_CANCEL_FD/ALL/ANY        5.19
+ *   REGISTER_PBUF_RING (provided-buffer rings)       5.19
+ *   SETUP_SINGLE_ISSUER, RECV_MULTISHOT              6.0
+ *   SETUP_DEFER_TASKRUN                              6.1
+ *
+ * Features the opcode probe cannot see are inferred from it: IORING_OP_SOCKET
+ * (5.19) stands for the 5.19 row, IORING_OP_SEND_ZC (6.0) for the 6.0 row;
+ * setup flags are tried on a throwaway ring. GYRE_URING_PROFILE=5.15|6.1|full
+ * (read once with secure_getenv) masks all this down to that kernel, so every
+ * fallback runs on a new kernel; an unknown value means "full". 5.15 drops
+ * the 5.18, 5.19, 6.0 and 6.1 rows; 6.1 masks nothing this file uses.
+ *
+ * user_data: ops are 8-aligned, so the low 3 bits tag what a CQE is about
+ * (TAG_*). A poll arm carries no pointer but (fd, arm sequence): an event is
+ * reported only if the sequence is still the fd's current one, so a CQE of a
+ * removed or replaced registration can never show up with the new cookie.
+ *
+ * Invariants:
+ *  - An op is in exactly one place: the park FIFO (not yet in the ring), the
+ *    kernel (possibly also on the cancel FIFO), or the done FIFO (completed
+ *    here without the kernel). Its final event is reported only when every
+ *    CQE naming it (op, linked timeout, cancel) has arrived; after that it is
+ *    never touched again.
+ *  - SQEs are written only in wait(), just before the io_uring_enter: whole
+ *    link chains at once (the kernel links only within one submission), in
+ *    submission order, while the SQ has room and the CQEs owed by one-shot
+ *    requests stay within the CQ size.
+ *  - Per fd: at most one poll arm in the kernel (kseq) and one pending
+ *    removal (rmseq); kseq != 0 implies rmseq == 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "backend/uring.h"
+#include "core/alloc.h"
+#include "sys/inject.h"
+#include "sys/sys.h"
+
+_Static_assert(GYRE_IN == POLLIN && GYRE_PRI == POLLPRI && GYRE_OUT == POLLOUT &&
+                   GYRE_ERR == POLLERR && GYRE_HUP == POLLHUP && GYRE_RDHUP == POLLRDHUP,
+               "GYRE_* event bits must equal POLL* bits");
+_Static_assert(GYRE_OFF_CUR == (uint64_t)-1, "offset -1 is the kernel's current position");
+_Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tags");
+
+#define UR_INTEREST (GYRE_IN | GYRE_PRI | GYRE_OUT | GYRE_RDHUP)
+#define UR_REPORTED (GYRE_IN | GYRE_PRI | GYRE_OUT | GYRE_ERR | GYRE_HUP | GYRE_RDHUP)
+
+/* user_data tags */
+#define TAG_MASK 7u
+#define TAG_OP 0u     /* the op's own CQE */
+#define TAG_LTO 1u    /* the op's linked timeout */
+#define TAG_CANCEL 2u /* a cancel of the op (counted: it names the op) */
+#define TAG_POLL 3u   /* a readiness arm: (seq << 32) | (fd << 3) | tag */
+#define TAG_IGNORE 4u /* poll removes, fd cancels before a close: nothing to say */
+
+#define FD_LIMIT (1u << 29) /* fds that fit in a poll arm's user_data */
+
+#define DEFAULT_ENTRIES 256u
+#define MAX_ENTRIES 32768u /* IORING_MAX_ENTRIES */
+#define IOWQ_WORKERS 4u
+
+/* --- per-op state, in op->gyre__priv.be[] (the core never touches it) --- */
+
+#define BE_NEXT 0 /* gyre_op *: next on the park, cancel or done FIFO */
+#define BE_TS 1   /* be[1..2]: TIMEOUT's own __kernel_timespec */
+#define BE_DL 3   /* be[3..4]: the deadline's __kernel_timespec */
+#define BE_ST 5   /* state word, below */
+
+/* State word: bits 0-3 CQEs still owed, 4-15 flags, 16-31 saved buffer id,
+ * 32-63 the saved result of the op's final CQE. */
+#define ST_PENDING 0xfu
+#define ST_PARKED 0x10u    /* on the park FIFO */
+#define ST_LINKED 0x20u    /* linked to the next submitted op */
+#define ST_CANCEL 0x40u    /* cancel requested */
+#define ST_CANCELQ 0x80u   /* on the cancel FIFO, cancel SQE not yet written */
+#define ST_FIRED 0x100u    /* the linked timeout expired */
+#define ST_FINAL 0x200u    /* the op's final CQE arrived and is saved */
+#define ST_BUF 0x400u      /* ... and it carried a buffer */
+#define ST_DONE 0x800u     /* on the done FIFO */
+#define ST_CLOSEFD 0x1000u /* a CLOSE preceded by a cancel of everything on its fd */
+
+#define OPST(op) ((op)->gyre__priv.be[BE_ST])
+
+_Static_assert(sizeof(gyre_op *) <= sizeof(uint64_t), "a pointer fits in be[]");
+_Static_assert(2 * sizeof(uint64_t) == sizeof(struct __kernel_timespec),
+               "a timespec takes two be[] words");
+
+struct opq {
+    gyre_op *head, *tail;
+};
+
+struct fdent {
+    uint64_t cookie;
+    uint32_t events; /* current interest (GYRE_EDGE included); 0 = not watched */
+    uint32_t seq;    /* current registration; arms with another seq are stale */
+    uint32_t kseq;   /* seq of the arm in the kernel, 0 = none */
+    uint32_t rmseq;  /* seq of an arm still to be removed, 0 = none */
+    uint8_t need_arm;
+    uint8_t dirty; /* on the dirty list */
+};
+
+struct bufring {
+    struct io_uring_buf_ring *br; /* NULL = free slot */
+    size_t map_len;
+    unsigned char *mem;
+    uint32_t count, size;
+};
+
+struct ur {
+    struct io_uring ring;
+    uint32_t setup_flags, features;
+    uint32_t sq_entries, cq_entries;
+    int disabled;        /* created R_DISABLED, not yet enabled */
+    uint32_t cq_owed;    /* CQEs that one-shot SQEs in the kernel still owe */
+    uint64_t enters;     /* io_uring_enter calls */
+    struct opq park;     /* submitted, not yet in the ring */
+    struct opq cancels;  /* in the kernel, cancel SQE not yet written */
+    struct opq done;     /* completed here, to report */
+    uint32_t open_chain; /* SQEs of the unterminated chain at park's tail */
+    struct fdent *fds;
+    size_t fds_cap;
+    int *dirty; /* fds with an arm or a removal to write */
+    size_t ndirty, dirty_cap;
+    struct bufring *bufs;
+    size_t bufs_cap;
+};
+
+/* --- probe --- */
+
+enum profile {
+    PROF_FULL = 0,
+    PROF_515,
+    PROF_61
+};
+
+struct probe {
+    int ok;
+    int err; /* when !ok: the -errno behind reason */
+    const char *reason;
+    uint32_t features;
+    /* setup flags this kernel accepts (profile applied) */
+    uint32_t submit_all, coop, single_issuer, defer;
+    /* the rest (profile applied) */
+    int poll_multi, accept_multi, recv_multi, pbuf_ring, cancel_fd, iowq_max;
+    unsigned char ops[IORING_OP_LAST];
+};
+
+static struct probe probed;
+/* The last transient probe failure (-errno), for init() to report. */
+static atomic_int probe_transient;
+/* 0 = not probed, 1 = probed (probed.* is then immutable). The release store
+ * orders every write to `probed` before it; readers load with acquire. */
+static atomic_int probe_state;
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A static reason string for (what, -errno). */
+#define REASON(what, err)                                                                          \
+    ((err) == -EPERM    ? what ": Operation not permitted"                                         \
+     : (err) == -ENOSYS ? what ": Function not implemented"                                        \
+     : (err) == -ENOMEM ? what ": Cannot allocate memory"                                          \
+     : (err) == -EINVAL ? what ": Invalid argument"                                                \
+     : (err) == -EACCES ? what ": Permission denied"                                               \
+                        : what ": failed")
+
+static enum profile read_profile(void)
+{
+    const char *v = secure_getenv("GYRE_URING_PROFILE");
+
+    if (v == NULL)
+        return PROF_FULL;
+    if (strcmp(v, "5.15") == 0)
+        return PROF_515;
+    if (strcmp(v, "6.1") == 0)
+        return PROF_61;
+    /* "full" and anything unknown: no masking (a typo must not make the
+     * probe fail, the backend simply runs with what the kernel has). */
+    return PROF_FULL;
+}
+
+/* 1 if a ring with these setup flags can be made. */
+static int setup_accepts(uint32_t flags)
+{
+    struct io_uring_params p;
+    int fd;
+
+    memset(&p, 0, sizeof p);
+    p.flags = flags;
+    fd = io_uring_setup(2, &p);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+static int opcode_ok(const struct io_uring_probe *p, int op)
+{
+    return op <= p->last_op && (p->ops[op].flags & IO_URING_OP_SUPPORTED);
+}
+
+/* The real probe: a ring, a NOP round trip, the opcode probe, feature bits.
+ * Returns 1 (usable), 0 (not usable: probed.reason says why) or -1 (a
+ * transient failure such as EMFILE: not cached). */
+static int probe_run(void)
+{
+    static const int needed[] = {IORING_OP_NOP,          IORING_OP_POLL_ADD,
+                                 IORING_OP_POLL_REMOVE,  IORING_OP_ASYNC_CANCEL,
+                                 IORING_OP_LINK_TIMEOUT, IORING_OP_TIMEOUT};
+    size_t psize = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
+    struct io_uring_probe *p;
+    struct io_uring_cqe *cqe;
+    struct io_uring_sqe *sqe;
+    struct io_uring ring;
+    enum profile prof = read_profile();
+    int r, v5_19, v6_0;
+
+    r = io_uring_queue_init(4, &ring, 0);
+    if (r < 0) {
+        if (r == -EMFILE || r == -ENFILE) {
+            atomic_store_explicit(&probe_transient, r, memory_order_relaxed);
+            return -1;
+        }
+        probed.err = r;
+        probed.reason = REASON("io_uring_setup", r);
+        return 0;
+    }
+    probed.features = ring.features;
+    sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_nop(sqe);
+    /* A seccomp profile may allow io_uring_setup and forbid io_uring_enter:
+     * only a real round trip tells. */
+    r = io_uring_submit_and_wait(&ring, 1);
+    if (r >= 0)
+        r = io_uring_peek_cqe(&ring, &cqe) == 0 ? cqe->res : -EIO;
+    if (r < 0) {
+        io_uring_queue_exit(&ring);
+        probed.err = r;
+        probed.reason = REASON("io_uring_enter", r);
+        return 0;
+    }
+    p = gyre__calloc(1, psize);
+    if (p == NULL) {
+        io_uring_queue_exit(&ring);
+        atomic_store_explicit(&probe_transient, -ENOMEM, memory_order_relaxed);
+        return -1;
+    }
+    r = io_uring_register_probe(&ring, p, 256);
+    io_uring_queue_exit(&ring);
+    if (r < 0) {
+        gyre__free(p);
+        probed.err = r;
+        probed.reason = REASON("io_uring_register", r);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++) {
+        if (!opcode_ok(p, needed[i])) {
+            gyre__free(p);
+            probed.err = -ENOSYS;
+            probed.reason = "io_uring: kernel lacks a required opcode (before 5.5)";
+            return 0;
+        }
+    }
+    for (int i = 0; i < IORING_OP_LAST; i++)
+        probed.ops[i] = (unsigned char)opcode_ok(p, i);
+    v5_19 = opcode_ok(p, IORING_OP_SOCKET);
+    v6_0 = opcode_ok(p, IORING_OP_SEND_ZC);
+    gyre__free(p);
+
+    {
+        const uint32_t need = IORING_FEAT_NODROP | IORING_FEAT_SUBMIT_STABLE |
+                              IORING_FEAT_RW_CUR_POS | IORING_FEAT_EXT_ARG;
+
+        if ((probed.features & need) != need) {
+            probed.err = -ENOSYS;
+            probed.reason = "io_uring: kernel older than 5.11 (no IORING_FEAT_EXT_ARG)";
+            return 0;
+        }
+    }
+    probed.submit_all = setup_accepts(IORING_SETUP_SUBMIT_ALL) ? IORING_SETUP_SUBMIT_ALL : 0;
+    probed.coop = setup_accepts(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG)
+                      ? IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG
+                      : 0;
+    probed.single_issuer = setup_accepts(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED)
+                               ? IORING_SETUP_SINGLE_ISSUER
+                               : 0;
+    probed.defer =
+        probed.single_issuer && setup_accepts(IORING_SETUP_SINGLE_ISSUER |
+                                              IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED)
+            ? IORING_SETUP_DEFER_TASKRUN
+            : 0;
+    /* IORING_OP_MKDIRAT (5.15) stands for POLL_ADD_MULTI (5.13) and
+     * REGISTER_IOWQ_MAX_WORKERS (5.15). */
+    probed.poll_multi = probed.ops[IORING_OP_MKDIRAT];
+    probed.iowq_max = probed.ops[IORING_OP_MKDIRAT];
+    probed.accept_multi = v5_19;
+    probed.cancel_fd = v5_19;
+    probed.pbuf_ring = v5_19;
+    probed.recv_multi = v6_0 && v5_19;
+    if (prof == PROF_515) {
+        probed.submit_all = probed.coop = probed.single_issuer = probed.defer = 0;
+        probed.accept_multi = probed.cancel_fd = probed.pbuf_ring = probed.recv_multi = 0;
+    }
+    probed.reason = "";
+    return 1;
+}
+
+static int gyre_uring_probe(void)
+{
+    int r;
+
+    /* Pairs with the release store below: probed.* is complete. */
+    if (atomic_load_explicit(&probe_state, memory_order_acquire))
+        return probed.ok;
+    pthread_mutex_lock(&probe_lock);
+    if (!atomic_load_explicit(&probe_state, memory_order_relaxed)) {
+        r = probe_run();
+        if (r < 0) {
+            /* Out of fds or memory right now: io_uring may well work, and
+             * init() will report the real error. Not cached. */
+            pthread_mutex_unlock(&probe_lock);
+            return 1;
+        }
+        probed.ok = r;
+        /* Publishes every field of probed written above. */
+        atomic_store_explicit(&probe_state, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&probe_lock);
+    return probed.ok;
+}
+
+const char *gyre__uring_unavailable_reason(void)
+{
+    /* Pairs with the release store in gyre_uring_probe(). */
+    if (!atomic_load_explicit(&probe_state, memory_order_acquire) || probed.ok)
+        return "";
+    return probed.reason;
+}
+
+/* --- small helpers --- */
+
+static gyre_op *op_next(const gyre_op *op)
+{
+    return (gyre_op *)(uintptr_t)op->gyre__priv.be[BE_NEXT];
+}
+
+static void set_next(gyre_op *op, gyre_op *next)
+{
+    op->gyre__priv.be[BE_NEXT] = (uint64_t)(uintptr_t)next;
+}
+
+static void opq_push(struct opq *q, gyre_op *op)
+{
+    set_next(op, NULL);
+    if (q->tail == NULL)
+        q->head = op;
+    else
+        set_next(q->tail, op);
+    q->tail = op;
+}
+
+static gyre_op *opq_pop(struct opq *q)
+{
+    gyre_op *op = q->head;
+
+    if (op != NULL) {
+        q->head = op_next(op);
+        if (q->head == NULL)
+            q->tail = NULL;
+    }
+    return op;
+}
+
+/* O(length); the cancel FIFO is short and this runs only when an op ends
+ * before its cancel could be written. */
+static void opq_remove(struct opq *q, gyre_op *op)
+{
+    gyre_op *prev = NULL;
+
+    for (gyre_op *it = q->head; it != NULL; prev = it, it = op_next(it)) {
+        if (it != op)
+            continue;
+        if (prev == NULL)
+            q->head = op_next(it);
+        else
+            set_next(prev, op_next(it));
+        if (q->tail == it)
+            q->tail = prev;
+        return;
+    }
+}
+
+static void ns_to_ts(uint64_t ns, uint64_t *words)
+{
+    struct __kernel_timespec ts;
+
+    ts.tv_sec = (long long)(ns / 1000000000u);
+    ts.tv_nsec = (long long)(ns % 1000000000u);
+    memcpy(words, &ts, sizeof ts);
+}
+
+static struct __kernel_timespec *ts_at(gyre_op *op, int word)
+{
+    return (struct __kernel_timespec *)(void *)&op->gyre__priv.be[word];
+}
+
+static uint64_t poll_ud(int fd, uint32_t seq)
+{
+    return ((uint64_t)seq << 32) | ((uint64_t)(uint32_t)fd << 3) | TAG_POLL;
+}
+
+static struct io_uring_sqe *get_sqe(struct ur *u)
+{
+    return io_uring_get_sqe(&u->ring);
+}
+
+static int is_multishot(unsigned opc)
+{
+    return opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI;
+}
+
+/* SQEs an op takes: [cancel-fd] op [link timeout]. */
+static uint32_t op_sqes(const gyre_op *op)
+{
+    return 1u + (gyre__op_kernel_deadline(op) != 0) + ((OPST(op) & ST_CLOSEFD) != 0);
+}
+
+/* --- init / fini --- */
+
+static void gyre_uring_fini(void *state)
+{
+    struct ur *u = state;
+
+    /* Only munmap and close: io_uring_queue_exit does exactly that (liburing
+     * 2.3 unregisters nothing unless the ring fd was registered, which this
+     * file never does), so a child after fork drops the parent's ring
+     * without acting on it. The ring's memory was MADV_DONTFORK'd, so in a
+     * child these munmaps find nothing, which is harmless. */
+    io_uring_queue_exit(&u->ring);
+    for (size_t i = 0; i < u->bufs_cap; i++) {
+        if (u->bufs[i].br != NULL)
+            munmap(u->bufs[i].br, u->bufs[i].map_len);
+    }
+    gyre__free(u->bufs);
+    gyre__free(u->fds);
+    gyre__free(u->dirty);
+    gyre__free(u);
+}
+
+static int gyre_uring_init(void **state, const gyre_loop_opts *opts, const char **reason)
+{
+    struct io_uring_params p;
+    uint32_t entries = opts->ring_entries ? opts->ring_entries : DEFAULT_ENTRIES;
+    struct ur *u;
+    int r;
+
+    if (!gyre_uring_probe()) {
+        *reason = probed.reason;
+        return probed.err;
+    }
+    /* Pairs with the release store in gyre_uring_probe(). */
+    if (!atomic_load_explicit(&probe_state, memory_order_acquire)) {
+        *reason = "io_uring: probe failed for lack of fds or memory";
+        return atomic_load_explicit(&probe_transient, memory_order_relaxed);
+    }
+    if (entries > MAX_ENTRIES)
+        entries = MAX_ENTRIES;
+    u = gyre__calloc(1, sizeof *u);
+    if (u == NULL)
+        return -ENOMEM;
+    memset(&p, 0, sizeof p);
+    p.cq_entries = entries * 4;
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | probed.submit_all;
+    if (opts->flags & GYRE_LOOP_SQPOLL) {
+        /* DEFER_TASKRUN is refused with SQPOLL; the SQ thread is the one
+         * issuer anyway. */
+        p.flags |= IORING_SETUP_SQPOLL;
+    } else if (probed.defer) {
+        /* Enabled by the first wait(), so that the thread that runs the loop,
+         * not the one that made it, becomes the single issuer. */
+        p.flags |=
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+    } else if (probed.single_issuer) {
+        p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED | probed.coop;
+    } else {
+        p.flags |= probed.coop;
+    }
+    r = io_uring_queue_init_params(entries, &u->ring, &p);
+    if (r < 0) {
+        gyre__free(u);
+        *reason = REASON("io_uring_setup", r);
+        return r;
+    }
+    r = io_uring_ring_dontfork(&u->ring);
+    if (r < 0) {
+        io_uring_queue_exit(&u->ring);
+        gyre__free(u);
+        *reason = "io_uring: madvise(MADV_DONTFORK) failed";
+        return r;
+    }
+    if (probed.iowq_max) {
+        unsigned int workers[2] = {IOWQ_WORKERS, IOWQ_WORKERS};
+
+        /* The limit is also kept on the ring for threads that attach later
+         * (5.15+). Failure only costs the cap, never correctness. */
+        (void)io_uring_register_iowq_max_workers(&u->ring, workers);
+    }
+    u->setup_flags = p.flags;
+    u->features = p.features;
+    u->sq_entries = p.sq_entries;
+    u->cq_entries = p.cq_entries;
+    u->disabled = (p.flags & IORING_SETUP_R_DISABLED) != 0;
+    *state = u;
+    return 0;
+}
+
+/* --- readiness --- */
+
+static int fd_reserve(struct ur *u, int fd)
+{
+    size_t old = u->fds_cap;
+    int r;
+
+    if ((size_t)fd < u->fds_cap)
+        return 0;
+    r = gyre__grow(&u->fds, &u->fds_cap, (size_t)fd + 1, sizeof *u->fds);
+    if (r < 0)
+        return r;
+    memset(u->fds + old, 0, (u->fds_cap - old) * sizeof *u->fds);
+    /* Every fd can be dirty at most once: the list never needs to grow
+     * later, so marking an fd dirty (also on removal) cannot fail. */
+    return gyre__grow(&u->dirty, &u->dirty_cap, u->fds_cap, sizeof *u->dirty);
+}
+
+static void mark_dirty(struct ur *u, int fd)
+{
+    struct fdent *e = &u->fds[fd];
+
+    if (!e->dirty) {
+        e->dirty = 1;
+        u->dirty[u->ndirty++] = fd;
+    }
+}
+
+/* The current arm (if in the kernel) must go: it is removed by user_data
+ * and its CQE, whatever it says, is then stale by sequence. */
+static void retire_arm(struct ur *u, int fd)
+{
+    struct fdent *e = &u->fds[fd];
+
+    if (++e->seq == 0)
+        e->seq = 1;
+    if (e->kseq != 0) {
+        e->rmseq = e->kseq;
+        e->kseq = 0;
+    }
+    mark_dirty(u, fd);
+}
+
+static int gyre_uring_ctl(void *state, int fd, uint32_t old_events, uint32_t new_events,
+                          uint64_t cookie)
+{
+    struct ur *u = state;
+    struct fdent *e;
+    int r;
+
+    (void)old_events;
+    if (new_events == 0) {
+        if (fd < 0 || (size_t)fd >= u->fds_cap || u->fds[fd].events == 0)
+            return 0;
+        e = &u->fds[fd];
+        e->events = 0;
+        e->need_arm = 0;
+        retire_arm(u, fd);
+        return 0;
+    }
+    if (fd < 0 || (uint32_t)fd >= FD_LIMIT)
+        return -EINVAL;
+    if ((new_events & GYRE_EDGE) && !probed.poll_multi)
+        return -ENOTSUP;
+    /* POLL_ADD on a bad fd would fail only in its CQE; say it now, as
+     * epoll_ctl does. */
+    r = gyre__sys_fcntl_getfd(fd);
+    if (r < 0)
+        return r;
+    r = fd_reserve(u, fd);
+    if (r < 0)
+        return r;
+    e = &u->fds[fd];
+    retire_arm(u, fd);
+    e->events = new_events & (UR_INTEREST | GYRE_EDGE);
+    e->cookie = cookie;
+    e->need_arm = 1;
+    return 0;
+}
+
+/* Writes the removals and arms of dirty fds while the SQ has room. */
+static void flush_fds(struct ur *u)
+{
+    size_t i, keep = 0;
+
+    for (i = 0; i < u->ndirty; i++) {
+        int fd = u->dirty[i];
+        struct fdent *e = &u->fds[fd];
+        struct io_uring_sqe *sqe;
+
+        if (e->rmseq != 0) {
+            sqe = get_sqe(u);
+            if (sqe == NULL)
+                break;
+            io_uring_prep_poll_remove(sqe, poll_ud(fd, e->rmseq));
+            io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+            u->cq_owed++;
+            e->rmseq = 0;
+        }
+        if (e->need_arm && e->events != 0) {
+            sqe = get_sqe(u);
+            if (sqe == NULL)
+                break;
+            io_uring_prep_poll_add(sqe, fd, e->events & UR_INTEREST);
+            /* Multishot poll triggers on wakeups, not on state: that is
+             * edge-triggered. */
+            if (e->events & GYRE_EDGE)
+                sqe->len = IORING_POLL_ADD_MULTI;
+            io_uring_sqe_set_data64(sqe, poll_ud(fd, e->seq));
+            e->kseq = e->seq;
+        }
+        e->need_arm = 0;
+        e->dirty = 0;
+    }
+    for (; i < u->ndirty; i++)
+        u->dirty[keep++] = u->dirty[i];
+    u->ndirty = keep;
+}
+
+/* One CQE of a poll arm; returns 1 if it made an event in *ev. */
+static int reap_poll(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev)
+{
+    int fd = (int)((cqe->user_data >> 3) & (FD_LIMIT - 1));
+    uint32_t seq = (uint32_t)(cqe->user_data >> 32);
+    int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    struct fdent *e;
+    uint32_t events;
+
+    if ((size_t)fd >= u->fds_cap || u->fds[fd].seq != seq)
+        return 0; /* a retired arm */
+    e = &u->fds[fd];
+    if (!more) {
+        e->kseq = 0;
+        /* Level-triggered: re-armed in the next io_uring_enter while the
+         * registration lives; a still-true condition fires again at once. */
+        if (e->events != 0 && cqe->res != -EBADF) {
+            e->need_arm = 1;
+            mark_dirty(u, fd);
+        }
+    }
+    if (cqe->res == -ECANCELED || cqe->res == -EBADF)
+        return 0; /* cancelled by a close on the fd, or the fd is gone */
+    events = cqe->res < 0 ? GYRE_ERR : (uint32_t)cqe->res & UR_REPORTED;
+    if (events == 0)
+        return 0;
+    ev->cookie = e->cookie;
+    ev->events = events;
+    ev->kind = GYRE__EV_READY;
+    ev->res = 0;
+    ev->buf_id = 0;
+    ev->pad = 0;
+    return 1;
+}
+
+static int gyre_uring_fd(void *state)
+{
+    const struct ur *u = state;
+
+    /* The ring fd is readable while CQEs are pending; with DEFER_TASKRUN
+     * also while completions wait as deferred task work (checked on 6.18:
+     * a blocking poll(2) on the ring fd wakes when a POLL_ADD fires). */
+    return u->ring.ring_fd;
+}
+
+/* --- operations --- */
+
+static int gyre_uring_supports(void *state, unsigned opcode)
+{
+    (void)state;
+    switch (opcode) {
+    case GYRE__FEAT_CLOSE_CANCELS_FD:
+        return probed.cancel_fd;
+    case GYRE__OP_NOP:
+        return 1;
+    case GYRE__OP_READ:
+        return probed.ops[IORING_OP_READ];
+    case GYRE__OP_WRITE:
+        return probed.ops[IORING_OP_WRITE] && probed.ops[IORING_OP_SEND];
+    case GYRE__OP_READV:
+        return probed.ops[IORING_OP_READV];
+    case GYRE__OP_WRITEV:
+        return probed.ops[IORING_OP_WRITEV];
+    case GYRE__OP_RECV:
+        return probed.ops[IORING_OP_RECV];
+    case GYRE__OP_SEND:
+        return probed.ops[IORING_OP_SEND];
+    case GYRE__OP_RECVMSG:
+        return probed.ops[IORING_OP_RECVMSG];
+    case GYRE__OP_SENDMSG:
+        return probed.ops[IORING_OP_SENDMSG];
+    case GYRE__OP_ACCEPT:
+        return probed.ops[IORING_OP_ACCEPT];
+    case GYRE__OP_CONNECT:
+        return probed.ops[IORING_OP_CONNECT];
+    case GYRE__OP_SHUTDOWN:
+        return probed.ops[IORING_OP_SHUTDOWN];
+    case GYRE__OP_CLOSE:
+        return probed.ops[IORING_OP_CLOSE];
+    case GYRE__OP_OPENAT:
+        return probed.ops[IORING_OP_OPENAT];
+    case GYRE__OP_STATX:
+        return probed.ops[IORING_OP_STATX];
+    case GYRE__OP_FSYNC:
+        return probed.ops[IORING_OP_FSYNC];
+    case GYRE__OP_POLL:
+        return probed.ops[IORING_OP_POLL_ADD];
+    case GYRE__OP_TIMEOUT:
+        return probed.ops[IORING_OP_TIMEOUT];
+    case GYRE__OP_ACCEPT_MULTI:
+        return probed.accept_multi && probed.ops[IORING_OP_ACCEPT];
+    case GYRE__OP_RECV_MULTI:
+        return probed.recv_multi && probed.pbuf_ring && probed.ops[IORING_OP_RECV];
+    default:
+        return 0; /* NONE, WORK: the core's */
+    }
+}
+
+static int gyre_uring_submit(void *state, gyre_op *op)
+{
+    struct ur *u = state;
+    unsigned opc = op->gyre__priv.opcode;
+    int linked = (op->gyre__priv.sflags & GYRE__OPF_LINK) != 0;
+    uint64_t st = ST_PARKED;
+    uint32_t need;
+
+    if (!gyre_uring_supports(u, opc))
+        return -EINVAL;
+    /* A multishot request cannot carry a linked timeout or be linked: its
+     * first CQE would end the link. The core carries those itself. */
+    if (is_multishot(opc) && (gyre__op_kernel_deadline(op) != 0 || linked))
+        return -EINVAL;
+    if (linked)
+        st |= ST_LINKED;
+    if (opc == GYRE__OP_CLOSE && probed.cancel_fd)
+        st |= ST_CLOSEFD;
+    OPST(op) = st;
+    need = op_sqes(op);
+    /* A chain goes into one submission; it cannot be longer than the SQ. */
+    if (u->open_chain + need > u->sq_entries)
+        return -EINVAL;
+    u->open_chain = linked ? u->open_chain + need : 0;
+    if (opc == GYRE__OP_TIMEOUT)
+        ns_to_ts(op->gyre__priv.off, &op->gyre__priv.be[BE_TS]);
+    if (gyre__op_kernel_deadline(op) != 0)
+        ns_to_ts(gyre__op_kernel_deadline(op), &op->gyre__priv.be[BE_DL]);
+    opq_push(&u->park, op);
+    return 0;
+}
+
+static int gyre_uring_cancel(void *state, gyre_op *op)
+{
+    struct ur *u = state;
+    uint64_t st = OPST(op);
+
+    if (st & (ST_CANCEL | ST_DONE | ST_FINAL))
+        return 0; /* already asked, or already over */
+    if (st & ST_PARKED) {
+        /* Never reached the kernel: flush_ops() completes it here. */
+        OPST(op) = st | ST_CANCEL;
+        return 0;
+    }
+    OPST(op) = st | ST_CANCEL | ST_CANCELQ;
+    opq_push(&u->cancels, op);
+    return 0;
+}
+
+static void flush_cancels(struct ur *u)
+{
+    gyre_op *op;
+
+    while (u->cancels.head != NULL) {
+        struct io_uring_sqe *sqe = get_sqe(u);
+
+        if (sqe == NULL)
+            return;
+        op = opq_pop(&u->cancels);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | TAG_OP, 0);
+        io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_CANCEL);
+        OPST(op) = (OPST(op) & ~(uint64_t)ST_CANCELQ) + 1; /* one more CQE owed */
+        u->cq_owed++;
+    }
+}
+
+/* Completes op here, without the kernel, at the next report. */
+static void finish_local(struct ur *u, gyre_op *op, int32_t res)
+{
+    OPST(op) = ((uint64_t)(uint32_t)res << 32) | ST_DONE | ST_FINAL;
+    opq_push(&u->done, op);
+}
+
+/* Writes op's SQEs; returns the last one (the one a link continues from). */
+static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
+{
+    const uint64_t ud = (uint64_t)(uintptr_t)op;
+    void *addr = op->gyre__priv.addr;
+    uint32_t len = op->gyre__priv.len, arg = op->gyre__priv.arg;
+    uint64_t off = op->gyre__priv.off;
+    int fd = op->gyre__priv.fd;
+    struct io_uring_sqe *sqe;
+    uint64_t pending = 1;
+
+    if (OPST(op) & ST_CLOSEFD) {
+        /* gyre_op_close(): whatever this ring still holds on the fd ends
+         * first with -ECANCELED (poll arms included: they pin the file).
+         * A hard link, because "nothing to cancel" is an error for it. */
+        sqe = get_sqe(u);
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+        sqe->flags |= IOSQE_IO_HARDLINK;
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+    }
+    sqe = get_sqe(u);
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_NOP:
+        io_uring_prep_nop(sqe);
+        break;
+    case GYRE__OP_READ:
+        io_uring_prep_read(sqe, fd, addr, len, off);
+        break;
+    case GYRE__OP_WRITE:
+        /* At the current position (pipes, sockets): a send, which never
+         * raises SIGPIPE; the core redoes it on -ENOTSOCK. A plain WRITE to
+         * a broken pipe or socket raises SIGPIPE (checked on 6.18). */
+        if (off == GYRE_OFF_CUR)
+            io_uring_prep_send(sqe, fd, addr, len, MSG_NOSIGNAL);
+        else
+            io_uring_prep_write(sqe, fd, addr, len, off);
+        break;
+    case GYRE__OP_READV:
+        io_uring_prep_readv(sqe, fd, addr, len, off);
+        break;
+    case GYRE__OP_WRITEV:
+        io_uring_prep_writev(sqe, fd, addr, len, off);
+        break;
+    case GYRE__OP_RECV:
+        /* MSG_DONTWAIT would let -EAGAIN through; io_uring waits itself. */
+        io_uring_prep_recv(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT));
+        break;
+    case GYRE__OP_SEND:
+        io_uring_prep_send(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT));
+        break;
+    case GYRE__OP_RECVMSG:
+        io_uring_prep_recvmsg(sqe, fd, addr, arg & ~(uint32_t)MSG_DONTWAIT);
+        break;
+    case GYRE__OP_SENDMSG:
+        io_uring_prep_sendmsg(sqe, fd, addr, arg & ~(uint32_t)MSG_DONTWAIT);
+        break;
+    case GYRE__OP_ACCEPT:
+        io_uring_prep_accept(sqe, fd, addr, op->gyre__priv.addr2, (int)(arg | SOCK_CLOEXEC));
+        break;
+    case GYRE__OP_CONNECT:
+        io_uring_prep_connect(sqe, fd, addr, len);
+        break;
+    case GYRE__OP_SHUTDOWN:
+        io_uring_prep_shutdown(sqe, fd, (int)arg);
+        break;
+    case GYRE__OP_CLOSE:
+        io_uring_prep_close(sqe, fd);
+        break;
+    case GYRE__OP_OPENAT:
+        io_uring_prep_openat(sqe, fd, addr, (int)arg, op->gyre__priv.arg2);
+        break;
+    case GYRE__OP_STATX:
+        io_uring_prep_statx(sqe, fd, addr, (int)arg, op->gyre__priv.arg2, op->gyre__priv.addr2);
+        break;
+    case GYRE__OP_FSYNC:
+        io_uring_prep_fsync(sqe, fd, arg == 1 ? IORING_FSYNC_DATASYNC : 0);
+        break;
+    case GYRE__OP_POLL:
+        io_uring_prep_poll_add(sqe, fd, arg & UR_INTEREST);
+        break;
+    case GYRE__OP_TIMEOUT:
+        io_uring_prep_timeout(sqe, ts_at(op, BE_TS), 0, 0);
+        break;
+    case GYRE__OP_ACCEPT_MULTI:
+        io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+        break;
+    case GYRE__OP_RECV_MULTI:
+        /* The core's gyre_bufpool starts with its uint16_t bgid. */
+        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = *(const uint16_t *)addr;
+        break;
+    default:
+        io_uring_prep_nop(sqe); /* unreachable: submit() checked */
+        break;
+    }
+    io_uring_sqe_set_data64(sqe, ud | TAG_OP);
+    if (gyre__op_kernel_deadline(op) != 0) {
+        sqe->flags |= IOSQE_IO_LINK;
+        sqe = get_sqe(u);
+        io_uring_prep_link_timeout(sqe, ts_at(op, BE_DL), 0);
+        io_uring_sqe_set_data64(sqe, ud | TAG_LTO);
+        pending++;
+    }
+    /* op -> [link timeout] -> next: a link timeout with IOSQE_IO_LINK
+     * continues the chain to the next request (io_uring_prep_link_timeout(3)),
+     * and times only the request before it. */
+    if (link_out)
+        sqe->flags |= IOSQE_IO_LINK;
+    OPST(op) = (OPST(op) & ~(uint64_t)(ST_PARKED | ST_PENDING)) | pending;
+    if (!is_multishot(op->gyre__priv.opcode))
+        u->cq_owed += op_sqes(op);
+    return sqe;
+}
+
+/* Moves whole chains from the park FIFO into the SQ, in order, while the SQ
+ * has room and one-shot CQEs stay within the CQ. */
+static void flush_ops(struct ur *u)
+{
+    while (u->park.head != NULL) {
+        gyre_op *op = u->park.head, *end = op;
+        uint32_t sqes = 0, n = 0;
+        struct io_uring_sqe *last = NULL;
+        int dead = 0;
+
+        for (;;) {
+            sqes += op_sqes(end);
+            n++;
+            if (!(OPST(end) & ST_LINKED))
+                break;
+            if (op_next(end) == NULL)
+                return; /* the chain is not terminated yet: its rest comes later */
+            end = op_next(end);
+        }
+        if (sqes > io_uring_sq_space_left(&u->ring))
+            return;
+        if (u->cq_owed > 0 && u->cq_owed + sqes > u->cq_entries)
+            return;
+        /* Emit the chain. An op cancelled before it reached the kernel ends
+         * with -ECANCELED here, and so does the rest of its chain, as the
+         * kernel would do; the op before it then ends the chain. */
+        for (uint32_t i = 0; i < n; i++) {
+            gyre_op *cur = opq_pop(&u->park);
+
+            if (OPST(cur) & ST_CANCEL)
+                dead = 1;
+            if (dead) {
+                if (last != NULL)
+                    last->flags &= (uint8_t) ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
+                last = NULL;
+                finish_local(u, cur, -ECANCELED);
+                continue;
+            }
+            last = emit_op(u, cur, (OPST(cur) & ST_LINKED) && i + 1 < n);
+        }
+    }
+}
+
+/* One CQE naming an op; returns 1 if it made an event in *ev. */
+static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev)
+{
+    gyre_op *op = (gyre_op *)(uintptr_t)(cqe->user_data & ~(uint64_t)TAG_MASK);
+    unsigned tag = (unsigned)(cqe->user_data & TAG_MASK);
+    uint64_t st = OPST(op);
+    uint32_t flags = 0, buf_id = 0;
+    int64_t res;
+
+    if (tag == TAG_OP && (cqe->flags & IORING_CQE_F_MORE)) {
+        /* One of many: reported as it comes. */
+        ev->cookie = (uint64_t)(uintptr_t)op;
+        ev->events = GYRE_OP_MORE;
+        ev->kind = GYRE__EV_OP;
+        ev->res = cqe->res;
+        ev->buf_id = 0;
+        ev->pad = 0;
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            ev->events |= GYRE_OP_BUFFER;
+            ev->buf_id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        }
+        return 1;
+    }
+    if (tag == TAG_LTO && cqe->res == -ETIME)
+        st |= ST_FIRED;
+    if (tag == TAG_OP) {
+        st = (st & 0xffffu) | ((uint64_t)(uint32_t)cqe->res << 32) | ST_FINAL;
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            st |= ST_BUF | ((uint64_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) << 16);
+        if (st & ST_CANCELQ) {
+            /* Over before its cancel was written: the cancel must never be,
+             * or it could hit the op's next life at the same address. */
+            opq_remove(&u->cancels, op);
+            st &= ~(uint64_t)ST_CANCELQ;
+        }
+    }
+    if ((st & ST_PENDING) == 0)
+        return 0; /* cannot happen: every CQE naming an op was counted */
+    st--;         /* one CQE fewer owed */
+    OPST(op) = st;
+    if ((st & ST_PENDING) != 0 || !(st & ST_FINAL))
+        return 0;
+
+    res = (int32_t)(uint32_t)(st >> 32);
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_TIMEOUT:
+        if (res == -ETIME)
+            res = 0;
+        break;
+    case GYRE__OP_POLL:
+        if (res > 0)
+            res &= UR_REPORTED;
+        break;
+    default:
+        break;
+    }
+    /* A request cut short while running (io-wq) ends with -EINTR, which
+     * must never reach a callback. */
+    if ((res == -ECANCELED || res == -EINTR) && (st & ST_FIRED))
+        res = -ETIME;
+    else if (res == -EINTR)
+        res = -ECANCELED;
+    if (st & ST_BUF) {
+        flags |= GYRE_OP_BUFFER;
+        buf_id = (uint32_t)(st >> 16) & 0xffffu;
+    }
+    OPST(op) = 0;
+    ev->cookie = (uint64_t)(uintptr_t)op;
+    ev->events = flags;
+    ev->kind = GYRE__EV_OP;
+    ev->res = res;
+    ev->buf_id = buf_id;
+    ev->pad = 0;
+    return 1;
+}
+
+/* 1 if cqe is one that cq_owed counted: the CQEs of one-shot requests.
+ * Poll arms and multishot ops are long-lived (a server may hold thousands),
+ * so they are not held to the CQ budget; their bursts can overflow the CQ,
+ * which FEAT_NODROP keeps and the next enter flushes. */
+static int owed_cqe(const struct io_uring_cqe *cqe)
+{
+    unsigned tag = (unsigned)(cqe->user_data & TAG_MASK);
+    const gyre_op *op;
+
+    if (tag == TAG_POLL)
+        return 0;
+    if (tag != TAG_OP)
+        return 1;
+    op = (const gyre_op *)(uintptr_t)(cqe->user_data & ~(uint64_t)TAG_MASK);
+    return !is_multishot(op->gyre__priv.opcode);
+}
+
+/* Reaps up to max - n CQEs into out[n..]; returns the new n. */
+static int reap(struct ur *u, gyre__event *out, int n, int max)
+{
+    struct io_uring_cq *cq = &u->ring.cq;
+    unsigned head = *cq->khead, seen = 0;
+    /* Acquire: the CQE contents are read after the tail that covers them. */
+    unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+
+    while (head != tail && n < max) {
+        const struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
+        unsigned tag = (unsigned)(cqe->user_data & TAG_MASK);
+
+        if (owed_cqe(cqe) && u->cq_owed > 0)
+            u->cq_owed--;
+        if (tag == TAG_POLL)
+            n += reap_poll(u, cqe, &out[n]);
+        else if (tag != TAG_IGNORE)
+            n += reap_op(u, cqe, &out[n]);
+        head++;
+        seen++;
+    }
+    /* Release: our reads of the CQEs are done before the kernel may reuse
+     * their slots. */
+    if (seen)
+        io_uring_cq_advance(&u->ring, seen);
+    return n;
+}
+
+static int drain_done(struct ur *u, gyre__event *out, int n, int max)
+{
+    while (n < max && u->done.head != NULL) {
+        gyre_op *op = opq_pop(&u->done);
+        gyre__event *ev = &out[n++];
+
+        ev->cookie = (uint64_t)(uintptr_t)op;
+        ev->events = 0;
+        ev->kind = GYRE__EV_OP;
+        ev->res = (int32_t)(uint32_t)(OPST(op) >> 32);
+        ev->buf_id = 0;
+        ev->pad = 0;
+        OPST(op) = 0;
+    }
+    return n;
+}
+
+/* Publishes the SQ tail; returns how many SQEs the kernel has not consumed. */
+static unsigned sq_publish(struct ur *u)
+{
+    struct io_uring_sq *sq = &u->ring.sq;
+    unsigned head;
+
+    /* Release: the SQE contents are visible before the tail that covers
+     * them (to an SQPOLL thread; otherwise the syscall orders it too). */
+    io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+    sq->sqe_head = sq->sqe_tail;
+    if (u->setup_flags & IORING_SETUP_SQPOLL)
+        head = io_uring_smp_load_acquire(sq->khead); /* the SQ thread moves it */
+    else
+        head = *sq->khead;
+    return sq->sqe_tail - head;
+}
+
+static int enter(struct ur *u, unsigned to_submit, int64_t timeout_ns)
+{
+    struct __kernel_timespec ts;
+    struct io_uring_getevents_arg arg;
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    unsigned min = 0;
+
+    memset(&arg, 0, sizeof arg);
+    arg.sigmask_sz = _NSIG / 8;
+    if (timeout_ns != 0) {
+        min = 1;
+        if (timeout_ns > 0) {
+            ts.tv_sec = timeout_ns / 1000000000;
+            ts.tv_nsec = timeout_ns % 1000000000;
+            arg.ts = (uint64_t)(uintptr_t)&ts;
+        }
+    }
+    if (u->setup_flags & IORING_SETUP_SQPOLL) {
+        /* Full barrier: the kernel sees the new SQ tail before we read
+         * whether its thread sleeps (liburing's reasoning in sq_ring_needs_enter). */
+        io_uring_smp_mb();
+        if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP)
+            flags |= IORING_ENTER_SQ_WAKEUP;
+    }
+    /* GYRE_FAULTS: the transient errors io_uring_enter can give, before
+     * the kernel acts (nothing submitted, nothing reaped), so the retry
+     * below is exercised on every run with faults. */
+    if (FAULTS_ON()) {
+        int rc = inject_again_intr();
+
+        if (rc < 0)
+            return rc;
+    }
+    u->enters++;
+    return io_uring_enter2((unsigned)u->ring.ring_fd, to_submit, min, flags, (sigset_t *)&arg,
+                           sizeof arg);
+}
+
+static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, int max)
+{
+    struct ur *u = state;
+    int n = 0, r;
+
+    if (max <= 0)
+        return 0;
+    if (u->disabled) {
+        /* The first thread to run the loop becomes its single issuer.
+         * io_uring_enable_rings() is missing from liburing 2.3's shared
+         * library (its symbol map), hence the raw register call. */
+        r = io_uring_register((unsigned)u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (r < 0)
+            return r == -EEXIST ? -EBUSY : r;
+        u->disabled = 0;
+    }
+    flush_fds(u);
+    flush_cancels(u);
+    flush_ops(u);
+
+    for (int tries = 0;; tries++) {
+        unsigned to_submit = sq_publish(u);
+        unsigned kflags = IO_URING_READ_ONCE(*u->ring.sq.kflags);
+        int64_t t = timeout_ns;
+
+        /* Something to report already: only submit, reap and run task work. */
+        if (n > 0 || u->done.head != NULL || io_uring_cq_ready(&u->ring) > 0 ||
+            (kflags & IORING_SQ_CQ_OVERFLOW))
+            t = 0;
+        /* Nothing to submit, CQEs waiting and no kernel-side backlog: reaping
+         * needs no kernel entry. */
+        if (to_submit == 0 && t == 0 && io_uring_cq_ready(&u->ring) > 0 &&
+            !(kflags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) &&
+            !(u->setup_flags & IORING_SETUP_DEFER_TASKRUN))
+            break;
+        r = enter(u, to_submit, t);
+        if (r >= 0 || r == -ETIME)
+            break;
+        if (r == -EEXIST)
+            return n > 0 ? n : -EBUSY; /* SINGLE_ISSUER: not the loop's thread */
+        if (r == -EBADR)
+            break; /* CQEs were dropped (no NODROP memory): nothing to redo */
+        if (tries >= 3) {
+            /* Still transient: let the loop turn; nothing was lost. */
+            if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
+                return n;
+            return n > 0 ? n : r;
+        }
+        if (r == -EINTR) {
+            /* A signal: retry without blocking so pending SQEs still go in
+             * and the loop turns to see what the signal did. */
+            timeout_ns = 0;
+            continue;
+        }
+        if (r == -EAGAIN || r == -EBUSY) {
+            /* Out of request memory, or the CQ backlog must shrink first:
+             * free CQ room and try again without blocking. */
+            n = reap(u, out, n, max);
+            timeout_ns = 0;
+            continue;
+        }
+        return n > 0 ? n : r;
+    }
+    n = drain_done(u, out, n, max);
+    return reap(u, out, n, max);
+}
+
+/* --- buffer rings --- */
+
+static int gyre_uring_bufring_add(void *state, void *mem, uint32_t count, uint32_t size,
+                                  uint16_t *bgid)
+{
+    struct ur *u = state;
+    struct io_uring_buf_reg reg;
+    struct bufring *b = NULL;
+    size_t slot, len;
+    void *ring;
+    int r;
+
+    if (!probed.pbuf_ring)
+        return -ENOTSUP;
+    if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0)
+        return -EINVAL;
+    for (slot = 0; slot < u->bufs_cap; slot++) {
+        if (u->bufs[slot].br == NULL)
+            break;
+    }
+    if (slot == u->bufs_cap) {
+        size_t old = u->bufs_cap;
+
+        if (slot > UINT16_MAX)
+            return -ENOSPC;
+        r = gyre__grow(&u->bufs, &u->bufs_cap, slot + 1, sizeof *u->bufs);
+        if (r < 0)
+            return r;
+        memset(u->bufs + old, 0, (u->bufs_cap - old) * sizeof *u->bufs);
+    }
+    b = &u->bufs[slot];
+    /* The kernel wants the ring page-aligned: mmap gives that. */
+    len = (size_t)count * sizeof(struct io_uring_buf);
+    ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring == MAP_FAILED)
+        return -ENOMEM;
+    /* Pinned by the kernel for the parent; a child must not share it. */
+    (void)madvise(ring, len, MADV_DONTFORK);
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)ring;
+    reg.ring_entries = count;
+    reg.bgid = (uint16_t)slot;
+    r = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    if (r < 0) {
+        munmap(ring, len);
+        return r == -EINVAL && !probed.pbuf_ring ? -ENOTSUP : r;
+    }
+    b->br = ring;
+    b->map_len = len;
+    b->mem = mem;
+    b->count = count;
+    b->size = size;
+    io_uring_buf_ring_init(b->br);
+    for (uint32_t i = 0; i < count; i++)
+        io_uring_buf_ring_add(b->br, b->mem + (size_t)i * size, size, (unsigned short)i,
+                              io_uring_buf_ring_mask(count), (int)i);
+    /* Release store of the tail: the entries are visible before it. */
+    io_uring_buf_ring_advance(b->br, (int)count);
+    *bgid = (uint16_t)slot;
+    return 0;
+}
+
+static int gyre_uring_bufring_put(void *state, uint16_t bgid, uint32_t id)
+{
+    struct ur *u = state;
+    struct bufring *b;
+
+    if (bgid >= u->bufs_cap || u->bufs[bgid].br == NULL)
+        return -EINVAL;
+    b = &u->bufs[bgid];
+    if (id >= b->count)
+        return -EINVAL;
+    io_uring_buf_ring_add(b->br, b->mem + (size_t)id * b->size, b->size, (unsigned short)id,
+                          io_uring_buf_ring_mask(b->count), 0);
+    /* Release store of the tail: the entry is visible before it. */
+    io_uring_buf_ring_advance(b->br, 1);
+    return 0;
+}
+
+static void gyre_uring_bufring_del(void *state, uint16_t bgid)
+{
+    struct ur *u = state;
+    struct bufring *b;
+
+    if (bgid >= u->bufs_cap || u->bufs[bgid].br == NULL)
+        return;
+    b = &u->bufs[bgid];
+    (void)io_uring_unregister_buf_ring(&u->ring, bgid);
+    munmap(b->br, b->map_len);
+    memset(b, 0, sizeof *b);
+}
+
+static void gyre_uring_info(void *state, gyre_info *out)
+{
+    const struct ur *u = state;
+
+    out->ring_flags = u->setup_flags;
+    out->ring_features = u->features;
+    out->sq_entries = u->sq_entries;
+    out->cq_entries = u->cq_entries;
+    out->kernel_enters = u->enters;
+}
+
+GYRE__BACKEND_DEFINE_NATIVE(gyre__backend_uring, "uring",
+                            GYRE_CAP_EDGE | GYRE_CAP_LOOP_FD | GYRE_CAP_ANY_FD, gyre_uring);

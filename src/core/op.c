@@ -1,0 +1,874 @@
+/* op.c: operations (the proactor API): preparation, submission, routing,
+ * links, deadlines, cancellation and completion.
+ *
+ * The core owns the semantics every backend shares (DESIGN.md rule 2): an op
+ * submitted successfully completes exactly once (a multishot op: until a
+ * completion without GYRE_OP_MORE), never inside the call that submitted or
+ * cancelled it, and only after the kernel or a worker let go of it. Where an
+ * op runs is decided once per start by route():
+ *   - native: the backend's submit() (io_uring), when it carries the opcode;
+ *   - pool: file and path ops off io_uring (or with file_engine "pool"), and
+ *     user work;
+ *   - emulated: everything else, by readiness plus the non-blocking syscall
+ *     (emul.c), which also serves opcodes io_uring lacks.
+ * Whatever the route, an op is on exactly one queue at a time, named by its
+ * state, so cancel and fork always know where to find it.
+ *
+ * Links: the successor of a linked op is whatever op is submitted next on
+ * the loop. When both go native, the kernel links them (a native op with a
+ * link is held until the next submit, or the next flush, to learn that);
+ * otherwise the core keeps the successor waiting and starts it when its
+ * predecessor completes whole.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/alloc.h"
+#include "core/loop.h"
+#include "core/pool.h"
+#include "sys/sys.h"
+
+#define OPF (op->gyre__priv.sflags)
+
+_Static_assert(sizeof(gyre_work_fn) == sizeof(void *), "work functions are stored in a void *");
+
+/* --- queues --- */
+
+void gyre__opq_push(struct gyre__opq *q, gyre_op *op)
+{
+    op->gyre__priv.next = NULL;
+    op->gyre__priv.prev = q->tail;
+    if (q->tail != NULL)
+        q->tail->gyre__priv.next = op;
+    else
+        q->head = op;
+    q->tail = op;
+}
+
+void gyre__opq_remove(struct gyre__opq *q, gyre_op *op)
+{
+    gyre_op *n = op->gyre__priv.next, *p = op->gyre__priv.prev;
+
+    if (p != NULL)
+        p->gyre__priv.next = n;
+    else
+        q->head = n;
+    if (n != NULL)
+        n->gyre__priv.prev = p;
+    else
+        q->tail = p;
+    op->gyre__priv.next = op->gyre__priv.prev = NULL;
+}
+
+/* --- preparation --- */
+
+static void prep(gyre_op *op, unsigned opcode, int fd, const void *addr, uint32_t len, uint64_t off)
+{
+    void *data = op->data;
+
+    memset(op, 0, sizeof *op);
+    op->data = data;
+    op->gyre__priv.opcode = (uint16_t)opcode;
+    op->gyre__priv.fd = fd;
+    op->gyre__priv.addr = (void *)(uintptr_t)addr;
+    op->gyre__priv.len = len;
+    op->gyre__priv.off = off;
+}
+
+GYRE_API void gyre_op_nop(gyre_op *op)
+{
+    prep(op, GYRE__OP_NOP, -1, NULL, 0, 0);
+}
+
+GYRE_API void gyre_op_read(gyre_op *op, int fd, void *buf, uint32_t len, uint64_t offset)
+{
+    prep(op, GYRE__OP_READ, fd, buf, len, offset);
+}
+
+GYRE_API void gyre_op_write(gyre_op *op, int fd, const void *buf, uint32_t len, uint64_t offset)
+{
+    prep(op, GYRE__OP_WRITE, fd, buf, len, offset);
+}
+
+GYRE_API void gyre_op_readv(gyre_op *op, int fd, const struct iovec *iov, uint32_t iovcnt,
+                            uint64_t offset)
+{
+    prep(op, GYRE__OP_READV, fd, iov, iovcnt, offset);
+}
+
+GYRE_API void gyre_op_writev(gyre_op *op, int fd, const struct iovec *iov, uint32_t iovcnt,
+                             uint64_t offset)
+{
+    prep(op, GYRE__OP_WRITEV, fd, iov, iovcnt, offset);
+}
+
+GYRE_API void gyre_op_recv(gyre_op *op, int fd, void *buf, uint32_t len, int flags)
+{
+    prep(op, GYRE__OP_RECV, fd, buf, len, 0);
+    op->gyre__priv.arg = (uint32_t)flags;
+}
+
+GYRE_API void gyre_op_send(gyre_op *op, int fd, const void *buf, uint32_t len, int flags)
+{
+    prep(op, GYRE__OP_SEND, fd, buf, len, 0);
+    op->gyre__priv.arg = (uint32_t)flags | MSG_NOSIGNAL;
+}
+
+GYRE_API void gyre_op_recvmsg(gyre_op *op, int fd, struct msghdr *msg, int flags)
+{
+    prep(op, GYRE__OP_RECVMSG, fd, msg, 0, 0);
+    op->gyre__priv.arg = (uint32_t)flags | MSG_CMSG_CLOEXEC;
+}
+
+GYRE_API void gyre_op_sendmsg(gyre_op *op, int fd, const struct msghdr *msg, int flags)
+{
+    prep(op, GYRE__OP_SENDMSG, fd, msg, 0, 0);
+    op->gyre__priv.arg = (uint32_t)flags | MSG_NOSIGNAL;
+}
+
+GYRE_API void gyre_op_accept(gyre_op *op, int fd, struct sockaddr *addr, socklen_t *addrlen,
+                             int flags)
+{
+    prep(op, GYRE__OP_ACCEPT, fd, addr, 0, 0);
+    op->gyre__priv.addr2 = addrlen;
+    op->gyre__priv.arg = (uint32_t)flags | SOCK_CLOEXEC;
+}
+
+GYRE_API void gyre_op_connect(gyre_op *op, int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    prep(op, GYRE__OP_CONNECT, fd, addr, addrlen, 0);
+}
+
+GYRE_API void gyre_op_shutdown(gyre_op *op, int fd, int how)
+{
+    prep(op, GYRE__OP_SHUTDOWN, fd, NULL, 0, 0);
+    op->gyre__priv.arg = (uint32_t)how;
+}
+
+GYRE_API void gyre_op_close(gyre_op *op, int fd)
+{
+    prep(op, GYRE__OP_CLOSE, fd, NULL, 0, 0);
+}
+
+GYRE_API void gyre_op_openat(gyre_op *op, int dirfd, const char *path, int flags, uint32_t mode)
+{
+    prep(op, GYRE__OP_OPENAT, dirfd, path, 0, 0);
+    op->gyre__priv.arg = (uint32_t)flags | O_CLOEXEC;
+    op->gyre__priv.arg2 = mode;
+}
+
+GYRE_API void gyre_op_statx(gyre_op *op, int dirfd, const char *path, int flags, uint32_t mask,
+                            struct statx *out)
+{
+    prep(op, GYRE__OP_STATX, dirfd, path, 0, 0);
+    op->gyre__priv.addr2 = out;
+    op->gyre__priv.arg = (uint32_t)flags;
+    op->gyre__priv.arg2 = mask;
+}
+
+GYRE_API void gyre_op_fsync(gyre_op *op, int fd, int datasync)
+{
+    prep(op, GYRE__OP_FSYNC, fd, NULL, 0, 0);
+    op->gyre__priv.arg = datasync ? 1 : 0;
+}
+
+GYRE_API void gyre_op_poll(gyre_op *op, int fd, uint32_t events)
+{
+    prep(op, GYRE__OP_POLL, fd, NULL, 0, 0);
+    op->gyre__priv.arg = events;
+}
+
+GYRE_API void gyre_op_timeout(gyre_op *op, uint64_t timeout_ns)
+{
+    prep(op, GYRE__OP_TIMEOUT, -1, NULL, 0, timeout_ns);
+}
+
+GYRE_API void gyre_op_accept_multishot(gyre_op *op, int fd)
+{
+    prep(op, GYRE__OP_ACCEPT_MULTI, fd, NULL, 0, 0);
+    op->gyre__priv.arg = SOCK_CLOEXEC;
+}
+
+GYRE_API void gyre_op_recv_multishot(gyre_op *op, int fd, gyre_bufpool *pool)
+{
+    prep(op, GYRE__OP_RECV_MULTI, fd, pool, 0, 0);
+}
+
+GYRE_API void gyre_op_work(gyre_op *op, gyre_work_fn fn, void *arg, int lane)
+{
+    prep(op, GYRE__OP_WORK, -1, NULL, 0, 0);
+    memcpy(&op->gyre__priv.addr, &fn, sizeof fn);
+    op->gyre__priv.addr2 = arg;
+    op->gyre__priv.arg = (uint32_t)lane;
+}
+
+GYRE_API void gyre_op_set_deadline(gyre_op *op, uint64_t timeout_ns)
+{
+    if (op != NULL)
+        op->gyre__priv.deadline_ns = timeout_ns;
+}
+
+GYRE_API void gyre_op_set_link(gyre_op *op)
+{
+    if (op != NULL)
+        OPF |= GYRE__OPF_LINK;
+}
+
+/* --- classification --- */
+
+static int is_file_op(const gyre_op *op)
+{
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_READ:
+    case GYRE__OP_WRITE:
+    case GYRE__OP_READV:
+    case GYRE__OP_WRITEV:
+        return op->gyre__priv.off != GYRE_OFF_CUR;
+    case GYRE__OP_OPENAT:
+    case GYRE__OP_STATX:
+    case GYRE__OP_FSYNC:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Bytes a read or write asked for (links need the op to be whole). */
+static uint64_t wanted_bytes(const gyre_op *op)
+{
+    const struct iovec *iov = op->gyre__priv.addr;
+    uint64_t total = 0;
+
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_READ:
+    case GYRE__OP_WRITE:
+    case GYRE__OP_RECV:
+    case GYRE__OP_SEND:
+        return op->gyre__priv.len;
+    case GYRE__OP_READV:
+    case GYRE__OP_WRITEV:
+        for (uint32_t i = 0; i < op->gyre__priv.len; i++)
+            total += iov[i].iov_len;
+        return total;
+    default:
+        return 0;
+    }
+}
+
+/* io_uring's rule, kept on every backend: a link holds if the op succeeded
+ * and, for a read or write, moved every byte it asked for. */
+static int link_holds(const gyre_op *op, int64_t res)
+{
+    uint64_t want;
+
+    if (res < 0)
+        return 0;
+    want = wanted_bytes(op);
+    return want == 0 || (uint64_t)res == want;
+}
+
+static int will_be_native(gyre_loop *loop, const gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+
+    if (loop->be->submit == NULL || !loop->be->supports(loop->be_state, opc))
+        return 0;
+    if (is_file_op(op) && !loop->files_native)
+        return 0;
+    if (opc == GYRE__OP_RECV_MULTI && !((gyre_bufpool *)op->gyre__priv.addr)->native)
+        return 0;
+    /* A write at the current position goes to the kernel as a send (no
+     * SIGPIPE) when the fd is a socket; to anything else it takes the
+     * emulated pipe path, which guards against SIGPIPE itself (a plain
+     * io_uring write to a broken pipe raises it, seen on 6.18). */
+    if ((opc == GYRE__OP_WRITE || opc == GYRE__OP_WRITEV) && op->gyre__priv.off == GYRE_OFF_CUR &&
+        (opc == GYRE__OP_WRITEV || !gyre__fd_is_socket(loop, op->gyre__priv.fd)))
+        return 0;
+    return 1;
+}
+
+/* --- completion --- */
+
+static void chain_fail(gyre_loop *loop, gyre_op *op);
+static void hold(gyre_loop *loop, gyre_op *op);
+static void release_hold(gyre_loop *loop, int linked_next);
+
+static void deadline_cb(gyre_timer *t);
+
+/* Ends op's time in flight: its deadline, its counts, and its link. */
+static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
+{
+    gyre_op *next = op->gyre__priv.link_next;
+
+    if (gyre__handle_active(&op->gyre__priv.timer.base))
+        gyre_timer_stop(&op->gyre__priv.timer);
+    if (op->gyre__priv.opcode == GYRE__OP_RECV_MULTI)
+        ((gyre_bufpool *)op->gyre__priv.addr)->users--;
+    op->gyre__priv.state = GYRE__OS_IDLE;
+    op->gyre__priv.link_next = NULL;
+    OPF &= ~(GYRE__OPF_INFLIGHT | GYRE__OPF_CANCEL | GYRE__OPF_NATIVE | GYRE__OPF_TIMEDOUT);
+    loop->ops_inflight--;
+    loop->active--;
+    loop->refs--;
+
+    if (loop->chain == GYRE__CHAIN_PENDING && loop->chain_tail == op) {
+        loop->chain = link_holds(op, res) ? GYRE__CHAIN_OK : GYRE__CHAIN_FAIL;
+        loop->chain_tail = NULL;
+    }
+    if (next != NULL) {
+        if (link_holds(op, res) && !(next->gyre__priv.sflags & GYRE__OPF_CANCEL))
+            gyre__op_start(loop, next);
+        else
+            chain_fail(loop, next);
+    }
+}
+
+void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags, uint32_t buf_id)
+{
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_ACCEPT:
+    case GYRE__OP_ACCEPT_MULTI:
+        if (res >= 0)
+            gyre__fd_learn(loop, (int)res, GYRE__FD_SOCKET);
+        break;
+    case GYRE__OP_OPENAT:
+        if (res >= 0)
+            gyre__fd_learn(loop, (int)res, GYRE__FD_OTHER);
+        break;
+    default:
+        break;
+    }
+    op->result = res;
+    op->flags = flags;
+    op->buf_id = buf_id;
+    if (!(flags & GYRE_OP_MORE))
+        retire(loop, op, res);
+    loop->stats.ops_completed++;
+    op->cb(op);
+}
+
+void gyre__op_ready(gyre_loop *loop, gyre_op *op, int64_t res)
+{
+    op->gyre__priv.res2 = res;
+    op->gyre__priv.state = GYRE__OS_READY;
+    gyre__opq_push(&loop->ready, op);
+}
+
+/* op (waiting behind a link that failed) and everything linked behind it
+ * complete with -ECANCELED, as io_uring fails the rest of a broken chain. */
+static void chain_fail(gyre_loop *loop, gyre_op *op)
+{
+    gyre__op_ready(loop, op, -ECANCELED);
+}
+
+void gyre__ops_dispatch_ready(gyre_loop *loop)
+{
+    /* Only what was ready when dispatch began: ops completed by these
+     * callbacks wait for the next iteration, so a callback that keeps
+     * submitting ops that complete at once cannot starve the kernel wait. */
+    struct gyre__opq batch = loop->ready;
+
+    loop->ready.head = loop->ready.tail = NULL;
+    while (batch.head != NULL) {
+        gyre_op *op = batch.head;
+
+        gyre__opq_remove(&batch, op);
+        gyre__op_complete(loop, op, op->gyre__priv.res2, 0, 0);
+    }
+}
+
+void gyre__loop_post(gyre_loop *loop, gyre_op *op)
+{
+    pthread_mutex_lock(&loop->post_lock);
+    op->gyre__priv.state = GYRE__OS_POSTED;
+    gyre__opq_push(&loop->posted, op);
+    pthread_mutex_unlock(&loop->post_lock);
+    /* The same wakeup protocol as gyre_async_send (async.c): the loop clears
+     * async_armed before it drains, so either it sees this op or this write
+     * wakes it. */
+    if (atomic_exchange(&loop->async_armed, 1) == 0)
+        gyre__sys_eventfd_signal(loop->wake_fd);
+}
+
+void gyre__ops_drain_posted(gyre_loop *loop)
+{
+    struct gyre__opq batch;
+
+    pthread_mutex_lock(&loop->post_lock);
+    batch = loop->posted;
+    loop->posted.head = loop->posted.tail = NULL;
+    pthread_mutex_unlock(&loop->post_lock);
+    while (batch.head != NULL) {
+        gyre_op *op = batch.head;
+
+        gyre__opq_remove(&batch, op);
+        gyre__op_complete(loop, op, op->gyre__priv.res2, 0, 0);
+    }
+}
+
+/* --- routing --- */
+
+static int ensure_pool(gyre_loop *loop)
+{
+    int r;
+
+    if (loop->pool != NULL)
+        return 0;
+    r = gyre_pool_new(&loop->pool, NULL);
+    if (r < 0)
+        return r;
+    loop->pool_owned = 1;
+    gyre__pool_attach(loop->pool);
+    return 0;
+}
+
+static void native_submit(gyre_loop *loop, gyre_op *op)
+{
+    int r;
+
+    op->gyre__priv.state = GYRE__OS_NATIVE;
+    OPF |= GYRE__OPF_NATIVE;
+    gyre__opq_push(&loop->native, op);
+    r = loop->be->submit(loop->be_state, op);
+    if (r < 0) {
+        gyre__opq_remove(&loop->native, op);
+        OPF &= ~GYRE__OPF_NATIVE;
+        gyre__op_ready(loop, op, r);
+    }
+}
+
+static void timeout_cb(gyre_timer *t)
+{
+    gyre_op *op = gyre__container_of(t, gyre_op, gyre__priv.timer);
+    gyre_loop *loop = op->gyre__priv.loop;
+
+    gyre__op_complete(loop, op, 0, 0, 0);
+}
+
+static void start_timer(gyre_loop *loop, gyre_op *op, gyre_timer_cb cb, uint64_t ns)
+{
+    gyre_timer *t = &op->gyre__priv.timer;
+
+    /* The heap has room: gyre_submit reserved it. The timer is the op's own,
+     * so it is not counted as a handle of its own. */
+    gyre_timer_init(loop, t);
+    t->base.gyre__priv.flags |= GYRE__HF_INTERNAL;
+    gyre_timer_start(t, cb, ns, 0);
+}
+
+/* Asks the kernel to cancel every native op on fd; their completions come
+ * before the close's, since the kernel handles submissions in order. A walk
+ * of all native ops, needed only on kernels whose close cannot do it. */
+static uint32_t cancel_native_on(gyre_loop *loop, int fd)
+{
+    uint32_t n = 0;
+
+    for (gyre_op *o = loop->native.head; o != NULL; o = o->gyre__priv.next) {
+        if (o->gyre__priv.fd != fd)
+            continue;
+        n++;
+        if (!(o->gyre__priv.sflags & GYRE__OPF_CANCEL)) {
+            o->gyre__priv.sflags |= GYRE__OPF_CANCEL;
+            loop->be->cancel(loop->be_state, o);
+        }
+    }
+    return n;
+}
+
+/* The kernel may post a cancelled op's completion after a close submitted
+ * behind it, so a close that had to cancel waits (CLOSEWAIT, its count of
+ * ops still to end in res2) until they have all been called back. */
+static void closewait_release(gyre_loop *loop, int fd)
+{
+    gyre_op *op = loop->closewait.head;
+
+    while (op != NULL) {
+        gyre_op *next = op->gyre__priv.next;
+
+        if (op->gyre__priv.fd == fd && --op->gyre__priv.res2 == 0) {
+            gyre__opq_remove(&loop->closewait, op);
+            gyre__op_start(loop, op);
+        }
+        op = next;
+    }
+}
+
+static int is_multishot(const gyre_op *op)
+{
+    return op->gyre__priv.opcode == GYRE__OP_ACCEPT_MULTI ||
+           op->gyre__priv.opcode == GYRE__OP_RECV_MULTI;
+}
+
+void gyre__op_start(gyre_loop *loop, gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+    int r;
+
+    /* Whatever carries the close, ops the core still holds on the fd end
+     * first (io_uring before 5.19 cannot cancel by fd, and the emulated ones
+     * are the core's anyway), and the fd leaves the readiness registry while
+     * its number still names this file. */
+    if (opc == GYRE__OP_CLOSE && (size_t)op->gyre__priv.fd < loop->fds_cap) {
+        struct gyre__fdent *e = &loop->fds[op->gyre__priv.fd];
+
+        gyre__emul_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
+        if (loop->be->supports != NULL &&
+            !loop->be->supports(loop->be_state, GYRE__FEAT_CLOSE_CANCELS_FD)) {
+            uint32_t n = cancel_native_on(loop, op->gyre__priv.fd);
+
+            if (n != 0) {
+                op->gyre__priv.res2 = n;
+                op->gyre__priv.state = GYRE__OS_CLOSEWAIT;
+                gyre__opq_push(&loop->closewait, op);
+                return;
+            }
+        }
+        if (e->kmask != 0) {
+            loop->be->ctl(loop->be_state, op->gyre__priv.fd, e->kmask, 0, 0);
+            e->kmask = 0;
+        }
+        e->kind = GYRE__FD_UNKNOWN;
+    }
+    if (will_be_native(loop, op)) {
+        /* The kernel has no linked timeout for a multishot: the core's timer
+         * cancels it instead. */
+        if (op->gyre__priv.deadline_ns != 0 && is_multishot(op))
+            start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
+        if (OPF & GYRE__OPF_LINK) {
+            hold(loop, op);
+            return;
+        }
+        native_submit(loop, op);
+        return;
+    }
+    if (op->gyre__priv.deadline_ns != 0)
+        start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
+    switch (opc) {
+    case GYRE__OP_NOP:
+        gyre__op_ready(loop, op, 0);
+        return;
+    case GYRE__OP_TIMEOUT:
+        op->gyre__priv.state = GYRE__OS_TIMER;
+        start_timer(loop, op, timeout_cb, op->gyre__priv.off);
+        return;
+    case GYRE__OP_WORK:
+        r = ensure_pool(loop);
+        if (r == 0)
+            r = gyre__pool_submit(loop->pool, op, (int)op->gyre__priv.arg);
+        if (r < 0)
+            gyre__op_ready(loop, op, r);
+        return;
+    default:
+        break;
+    }
+    if (is_file_op(op)) {
+        r = ensure_pool(loop);
+        if (r == 0)
+            r = gyre__pool_submit(loop->pool, op, GYRE_LANE_FAST);
+        if (r < 0)
+            gyre__op_ready(loop, op, r);
+        return;
+    }
+    r = gyre__emul_queue(loop, op);
+    if (r < 0)
+        gyre__op_ready(loop, op, r);
+}
+
+/* Native ops with a link are held, as a chain, until the op after the
+ * last one is known: the whole chain then goes to the backend in one run of
+ * submit() calls with nothing in between, which is what lets the backend link
+ * each to the next. The last op's link is carried by the core instead when
+ * what follows is not native (or nothing follows before the kernel wait). */
+static void hold(gyre_loop *loop, gyre_op *op)
+{
+    op->gyre__priv.state = GYRE__OS_HOLD;
+    if (loop->link_hold == NULL)
+        loop->link_hold = op;
+    else
+        loop->hold_tail->gyre__priv.link_next = op;
+    loop->hold_tail = op;
+}
+
+/* Submits the held chain. With `linked_next` the tail keeps its link for the
+ * op about to be submitted natively; otherwise the core carries it. */
+static void release_hold(gyre_loop *loop, int linked_next)
+{
+    gyre_op *op = loop->link_hold, *tail = loop->hold_tail;
+
+    loop->link_hold = loop->hold_tail = NULL;
+    if (!linked_next) {
+        tail->gyre__priv.sflags &= ~GYRE__OPF_LINK;
+        loop->chain = GYRE__CHAIN_PENDING;
+        loop->chain_tail = tail;
+    }
+    while (op != NULL) {
+        gyre_op *next = op == tail ? NULL : op->gyre__priv.link_next;
+
+        op->gyre__priv.link_next = NULL;
+        native_submit(loop, op);
+        op = next;
+    }
+}
+
+void gyre__ops_flush(gyre_loop *loop)
+{
+    if (loop->link_hold != NULL)
+        release_hold(loop, 0);
+}
+
+/* --- submit and cancel --- */
+
+static int check(const gyre_loop *loop, const gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+    const gyre_bufpool *pool;
+
+    if (opc == GYRE__OP_NONE || opc >= GYRE__OP_COUNT)
+        return -EINVAL;
+    switch (opc) {
+    case GYRE__OP_NOP:
+    case GYRE__OP_TIMEOUT:
+        return opc == GYRE__OP_TIMEOUT && op->gyre__priv.deadline_ns != 0 ? -EINVAL : 0;
+    case GYRE__OP_WORK:
+        return op->gyre__priv.addr != NULL && op->gyre__priv.arg < GYRE_LANES ? 0 : -EINVAL;
+    case GYRE__OP_OPENAT:
+    case GYRE__OP_STATX:
+        if (op->gyre__priv.addr == NULL || (opc == GYRE__OP_STATX && op->gyre__priv.addr2 == NULL))
+            return -EINVAL;
+        return op->gyre__priv.fd >= 0 || op->gyre__priv.fd == AT_FDCWD ? 0 : -EINVAL;
+    default:
+        break;
+    }
+    if (op->gyre__priv.fd < 0)
+        return -EINVAL;
+    switch (opc) {
+    case GYRE__OP_READ:
+    case GYRE__OP_WRITE:
+    case GYRE__OP_RECV:
+    case GYRE__OP_SEND:
+        if (op->gyre__priv.len > INT32_MAX ||
+            (op->gyre__priv.addr == NULL && op->gyre__priv.len != 0))
+            return -EINVAL;
+        break;
+    case GYRE__OP_READV:
+    case GYRE__OP_WRITEV:
+        if (op->gyre__priv.len > IOV_MAX || (op->gyre__priv.addr == NULL && op->gyre__priv.len))
+            return -EINVAL;
+        break;
+    case GYRE__OP_RECVMSG:
+    case GYRE__OP_SENDMSG:
+    case GYRE__OP_CONNECT:
+        if (op->gyre__priv.addr == NULL)
+            return -EINVAL;
+        break;
+    case GYRE__OP_RECV_MULTI:
+        pool = op->gyre__priv.addr;
+        if (pool == NULL || pool->loop != loop)
+            return -EINVAL;
+        break;
+    default:
+        break;
+    }
+    /* A multishot never ends on its own, so nothing could follow it. */
+    if ((opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI) &&
+        (op->gyre__priv.sflags & GYRE__OPF_LINK))
+        return -EINVAL;
+    return 0;
+}
+
+GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
+{
+    int r;
+
+    if (loop == NULL || op == NULL || cb == NULL)
+        return -EINVAL;
+    if (OPF & GYRE__OPF_INFLIGHT)
+        return -EBUSY;
+    r = check(loop, op);
+    if (r < 0)
+        return r;
+    /* Reserve now what starting may need, so that nothing after this point
+     * can fail for lack of memory: a timer slot, the fd's table entry. */
+    if (op->gyre__priv.opcode == GYRE__OP_TIMEOUT || op->gyre__priv.deadline_ns != 0) {
+        r = gyre__grow(&loop->heap, &loop->heap_cap, loop->heap_len + 1, sizeof *loop->heap);
+        if (r < 0)
+            return r;
+    }
+    if (op->gyre__priv.fd >= 0) {
+        r = gyre__fd_reserve(loop, op->gyre__priv.fd);
+        if (r < 0)
+            return r;
+    }
+
+    op->cb = cb;
+    op->result = 0;
+    op->flags = 0;
+    op->gyre__priv.loop = loop;
+    op->gyre__priv.link_next = NULL;
+    OPF = (OPF & GYRE__OPF_LINK) | GYRE__OPF_INFLIGHT;
+    if (op->gyre__priv.opcode == GYRE__OP_RECV_MULTI)
+        ((gyre_bufpool *)op->gyre__priv.addr)->users++;
+    loop->ops_inflight++;
+    loop->active++;
+    loop->refs++;
+
+    /* Links. A held native predecessor goes to the kernel now, linked there
+     * if this op goes native too. */
+    if (loop->link_hold != NULL) {
+        if (will_be_native(loop, op)) {
+            if (OPF & GYRE__OPF_LINK) {
+                hold(loop, op);
+            } else {
+                release_hold(loop, 1);
+                native_submit(loop, op);
+            }
+            return 0;
+        }
+        release_hold(loop, 0);
+    }
+    switch (loop->chain) {
+    case GYRE__CHAIN_PENDING:
+        loop->chain_tail->gyre__priv.link_next = op;
+        op->gyre__priv.state = GYRE__OS_LINKWAIT;
+        loop->chain = GYRE__CHAIN_NONE;
+        loop->chain_tail = NULL;
+        break;
+    case GYRE__CHAIN_FAIL:
+        loop->chain = GYRE__CHAIN_NONE;
+        chain_fail(loop, op);
+        break;
+    default:
+        loop->chain = GYRE__CHAIN_NONE;
+        gyre__op_start(loop, op);
+        break;
+    }
+    /* An op that links to what follows opens a chain, unless it is held
+     * (then the next submit decides) or already finished. */
+    if ((OPF & GYRE__OPF_LINK) && op->gyre__priv.state != GYRE__OS_HOLD) {
+        if (op->gyre__priv.state == GYRE__OS_READY) {
+            loop->chain = link_holds(op, op->gyre__priv.res2) ? GYRE__CHAIN_OK : GYRE__CHAIN_FAIL;
+        } else {
+            loop->chain = GYRE__CHAIN_PENDING;
+            loop->chain_tail = op;
+        }
+    }
+    return 0;
+}
+
+/* Takes op off wherever it waits and completes it with res, if it has not
+ * reached a point of no return; returns 0 either way (the op will complete
+ * once, with res or its real result). */
+static void cancel_with(gyre_loop *loop, gyre_op *op, int64_t res)
+{
+    switch (op->gyre__priv.state) {
+    case GYRE__OS_FDQ:
+        gyre__emul_cancel(loop, op);
+        gyre__op_ready(loop, op, res);
+        break;
+    case GYRE__OS_POOL_QUEUED:
+        if (gyre__pool_cancel(loop->pool, op) == 0)
+            gyre__op_ready(loop, op, res);
+        break;
+    case GYRE__OS_TIMER:
+        gyre_timer_stop(&op->gyre__priv.timer);
+        gyre__op_ready(loop, op, res);
+        break;
+    case GYRE__OS_BUFWAIT:
+        gyre__opq_remove(&((gyre_bufpool *)op->gyre__priv.addr)->waiters, op);
+        gyre__op_ready(loop, op, res);
+        break;
+    case GYRE__OS_HOLD:
+        /* Let the chain go to the kernel and cancel it there, so its links
+         * fail the way the kernel fails them. */
+        release_hold(loop, 0);
+        loop->be->cancel(loop->be_state, op);
+        break;
+    case GYRE__OS_NATIVE:
+        loop->be->cancel(loop->be_state, op);
+        break;
+    default:
+        /* READY, POSTED, POOL_RUNNING: its real result stands. LINKWAIT and
+         * REARM: the CANCEL flag decides when it would next start. */
+        break;
+    }
+}
+
+static void deadline_cb(gyre_timer *t)
+{
+    gyre_op *op = gyre__container_of(t, gyre_op, gyre__priv.timer);
+
+    OPF |= GYRE__OPF_TIMEDOUT;
+    cancel_with(op->gyre__priv.loop, op, -ETIME);
+}
+
+GYRE_API int gyre_cancel(gyre_loop *loop, gyre_op *op)
+{
+    if (loop == NULL || op == NULL)
+        return -EINVAL;
+    if (!(OPF & GYRE__OPF_INFLIGHT) || op->gyre__priv.loop != loop)
+        return -ENOENT;
+    if (OPF & GYRE__OPF_CANCEL)
+        return -EALREADY;
+    OPF |= GYRE__OPF_CANCEL;
+    cancel_with(loop, op, -ECANCELED);
+    return 0;
+}
+
+/* --- native completions --- */
+
+void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
+{
+    gyre_op *op = (gyre_op *)(uintptr_t)ev->cookie;
+    unsigned opc = op->gyre__priv.opcode;
+    uint32_t flags = ev->events & (GYRE_OP_MORE | GYRE_OP_BUFFER);
+    int64_t res = ev->res;
+    int multishot = opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI;
+
+    if (flags & GYRE_OP_BUFFER)
+        gyre__bufpool_mark_out(op->gyre__priv.addr, ev->buf_id);
+    if (flags & GYRE_OP_MORE) {
+        gyre__op_complete(loop, op, res, flags, ev->buf_id);
+        return;
+    }
+    gyre__opq_remove(&loop->native, op);
+    OPF &= ~GYRE__OPF_NATIVE;
+    /* A multishot's deadline is the core's timer, which cancels it. */
+    if ((OPF & GYRE__OPF_TIMEDOUT) && res == -ECANCELED)
+        res = -ETIME;
+    if (multishot && !(OPF & GYRE__OPF_CANCEL)) {
+        /* Out of buffers: wait for one to come back, then re-arm; the
+         * callback never sees -ENOBUFS. */
+        if (res == -ENOBUFS && opc == GYRE__OP_RECV_MULTI) {
+            gyre__bufpool_wait(op->gyre__priv.addr, op);
+            return;
+        }
+        /* The kernel ended the multishot on its own (a full CQ, say) after a
+         * good result: deliver it as one of many and re-arm once. */
+        if (res > 0 || (opc == GYRE__OP_ACCEPT_MULTI && res >= 0)) {
+            op->gyre__priv.state = GYRE__OS_REARM;
+            gyre__op_complete(loop, op, res, flags | GYRE_OP_MORE, ev->buf_id);
+            if (OPF & GYRE__OPF_CANCEL)
+                gyre__op_ready(loop, op, -ECANCELED);
+            else
+                native_submit(loop, op);
+            return;
+        }
+    }
+    /* A write sent as a send to something that is not a socket: redo it by
+     * the emulated pipe path, which guards against SIGPIPE. */
+    if (res == -ENOTSOCK && opc == GYRE__OP_WRITE && op->gyre__priv.off == GYRE_OFF_CUR) {
+        gyre__fd_learn(loop, op->gyre__priv.fd, GYRE__FD_OTHER);
+        gyre__op_start(loop, op);
+        return;
+    }
+    {
+        int fd = op->gyre__priv.fd;
+
+        gyre__op_complete(loop, op, res, flags, ev->buf_id);
+        if (loop->closewait.head != NULL)
+            closewait_release(loop, fd);
+    }
+}

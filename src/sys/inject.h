@@ -1,0 +1,66 @@
+/* inject.h: the fault-injection steps shared by the wrappers of src/sys/.
+ *
+ * Each helper decides one fault for one call, before the kernel acts, and
+ * costs one predictable branch when GYRE_FAULTS is unset. Only wrappers
+ * include this; the rest of gyre sees faults only as the errors they cause.
+ */
+#ifndef GYRE_SYS_INJECT_H
+#define GYRE_SYS_INJECT_H
+
+#include <errno.h>
+#include <stddef.h>
+
+#include "sys/sys.h"
+
+#define FAULTS_ON() __builtin_expect(gyre__faults.on, 0)
+
+/* The transient errors of a non-blocking read or write, in a fixed order so
+ * a seed replays the same way. Only call when FAULTS_ON(). */
+static inline int inject_again_intr(void)
+{
+    if (gyre__fault_hit(GYRE__FAULT_EAGAIN))
+        return -EAGAIN;
+    if (gyre__fault_hit(GYRE__FAULT_EINTR))
+        return -EINTR;
+    return 0;
+}
+
+/* A short length in [1, len-1]; len itself when not injected or when len < 2
+ * (a transfer of one byte cannot be short without being zero, which would
+ * read as end of file). Only call when FAULTS_ON(). */
+static inline size_t inject_short(size_t len)
+{
+    int r;
+
+    if (len < 2)
+        return len;
+    r = gyre__fault_hit(GYRE__FAULT_SHORT);
+    return r ? 1 + (size_t)r % (len - 1) : len;
+}
+
+static inline int inject_enomem(void)
+{
+    return FAULTS_ON() && gyre__fault_hit(GYRE__FAULT_ENOMEM);
+}
+
+static inline int inject_eintr(void)
+{
+    return FAULTS_ON() && gyre__fault_hit(GYRE__FAULT_EINTR);
+}
+
+/* The faults a read or write can meet before the kernel acts: EAGAIN or
+ * EINTR instead of the call, or a shorter length. */
+static inline int inject_io(size_t *len)
+{
+    int rc;
+
+    if (!FAULTS_ON())
+        return 0;
+    rc = inject_again_intr();
+    if (rc < 0)
+        return rc;
+    *len = inject_short(*len);
+    return 0;
+}
+
+#endif

@@ -1,0 +1,187 @@
+/* io.c: syscall wrappers for operations: socket and vectored I/O (non-blocking,
+ * called by the readiness emulation) and file I/O (blocking, called on pool
+ * threads).
+ *
+ * Invariants: as sys.c. Sockets are always written with MSG_NOSIGNAL, and
+ * non-sockets through gyre__sys_writev_nosigpipe, so no write gyre makes can
+ * kill the process with SIGPIPE (rule 6).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sys/inject.h"
+#include "sys/sys.h"
+
+static ssize_t ret(ssize_t n)
+{
+    return n < 0 ? -errno : n;
+}
+
+/* eagain/eintr for calls whose length cannot be shortened in place. */
+static int inject_transient(void)
+{
+    return FAULTS_ON() ? inject_again_intr() : 0;
+}
+
+ssize_t gyre__sys_readv(int fd, const struct iovec *iov, int cnt)
+{
+    int rc = inject_transient();
+
+    return rc < 0 ? rc : ret(readv(fd, iov, cnt));
+}
+
+ssize_t gyre__sys_recv(int fd, void *buf, size_t len, int flags)
+{
+    int rc = inject_io(&len);
+
+    return rc < 0 ? rc : ret(recv(fd, buf, len, flags | MSG_DONTWAIT));
+}
+
+ssize_t gyre__sys_send(int fd, const void *buf, size_t len, int flags)
+{
+    int rc = inject_io(&len);
+
+    return rc < 0 ? rc : ret(send(fd, buf, len, flags | MSG_DONTWAIT | MSG_NOSIGNAL));
+}
+
+ssize_t gyre__sys_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    int rc = inject_transient();
+
+    return rc < 0 ? rc : ret(recvmsg(fd, msg, flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+}
+
+ssize_t gyre__sys_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    int rc = inject_transient();
+
+    return rc < 0 ? rc : ret(sendmsg(fd, msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL));
+}
+
+int gyre__sys_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    int rc = inject_transient();
+
+    if (rc < 0)
+        return rc;
+    if (inject_enomem())
+        return -ENOMEM;
+    return (int)ret(accept4(fd, addr, len, flags | SOCK_CLOEXEC | SOCK_NONBLOCK));
+}
+
+int gyre__sys_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    return (int)ret(connect(fd, addr, len));
+}
+
+int gyre__sys_socket_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
+int gyre__sys_shutdown(int fd, int how)
+{
+    return (int)ret(shutdown(fd, how));
+}
+
+int gyre__sys_is_socket(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    return S_ISSOCK(st.st_mode) ? 1 : 0;
+}
+
+ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
+{
+    sigset_t pipe_set, old, pending;
+    int was_pending, rc = inject_transient();
+    ssize_t n;
+
+    if (rc < 0)
+        return rc;
+    /* Block SIGPIPE in this thread around the write, so that a pipe with no
+     * reader gives EPIPE instead of killing the process; a SIGPIPE the write
+     * raised is then consumed, unless one was pending before (it belongs to
+     * someone else and must stay). The standard recipe for libraries that
+     * cannot change the process's disposition. */
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    /* RWF_NOWAIT keeps a blocking pipe from blocking the loop (pipes accept
+     * it since Linux 5.8); elsewhere fall back to a plain writev. */
+    n = pwritev2(fd, iov, cnt, -1, RWF_NOWAIT);
+    if (n < 0 && errno == EOPNOTSUPP)
+        n = writev(fd, iov, cnt);
+    n = ret(n);
+    if (n == -EPIPE && !was_pending) {
+        const struct timespec zero = {0, 0};
+
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return n;
+}
+
+ssize_t gyre__sys_preadv(int fd, const struct iovec *iov, int cnt, uint64_t off)
+{
+    ssize_t n;
+
+    do
+        n = off == UINT64_MAX ? readv(fd, iov, cnt) : preadv(fd, iov, cnt, (off_t)off);
+    while (n < 0 && errno == EINTR);
+    return ret(n);
+}
+
+ssize_t gyre__sys_pwritev(int fd, const struct iovec *iov, int cnt, uint64_t off)
+{
+    ssize_t n;
+
+    do
+        n = off == UINT64_MAX ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, (off_t)off);
+    while (n < 0 && errno == EINTR);
+    return ret(n);
+}
+
+int gyre__sys_openat(int dirfd, const char *path, int flags, unsigned mode)
+{
+    int fd;
+
+    if (inject_enomem())
+        return -ENOMEM;
+    do
+        fd = openat(dirfd, path, flags | O_CLOEXEC, (mode_t)mode);
+    while (fd < 0 && errno == EINTR);
+    return (int)ret(fd);
+}
+
+int gyre__sys_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out)
+{
+    return (int)ret(statx(dirfd, path, flags, mask, out));
+}
+
+int gyre__sys_fsync(int fd, int datasync)
+{
+    int r;
+
+    do
+        r = datasync ? fdatasync(fd) : fsync(fd);
+    while (r < 0 && errno == EINTR);
+    return (int)ret(r);
+}

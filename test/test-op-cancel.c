@@ -1,0 +1,544 @@
+/* test-op-cancel.c: cancellation, deadlines and linked operations.
+ *
+ * Cancel is a request: the op completes exactly once, with -ECANCELED if the
+ * cancel took effect and with its real result if that came first. The race
+ * test checks "exactly once" by accounting, not by timing: every read that
+ * reports a byte took one byte out of the pipe, every work item that reports
+ * its value ran its function, and nothing else did.
+ */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "runner.h"
+
+enum {
+    V_NOP,
+    V_TIMEOUT,
+    V_READ,
+    V_WORK,
+    V_POLL,
+    V_COUNT
+};
+
+struct race_slot {
+    gyre_op op;
+    int kind;
+    int state; /* 0 idle, 1 in flight, 2 completed */
+};
+
+static struct {
+    int completed, cancelled, real[V_COUNT];
+    atomic_int work_ran;
+    char readbuf[1];
+} race;
+
+static int64_t race_work_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&race.work_ran, 1);
+    return 7;
+}
+
+static void race_cb(gyre_op *op)
+{
+    struct race_slot *s = (struct race_slot *)op;
+    int64_t want = 0;
+
+    if (s->state != 1)
+        test_fail(__FILE__, __LINE__, "slot kind %d completed in state %d", s->kind, s->state);
+    s->state = 2;
+    race.completed++;
+    ASSERT_EQ(op->flags, 0);
+    if (op->result == -ECANCELED) {
+        race.cancelled++;
+        return;
+    }
+    switch (s->kind) {
+    case V_READ:
+        want = 1;
+        break;
+    case V_WORK:
+        want = 7;
+        break;
+    case V_POLL:
+        want = GYRE_IN;
+        break;
+    default:
+        want = 0;
+    }
+    if (op->result != want)
+        test_fail(__FILE__, __LINE__, "kind %d: result %jd, want %jd or -ECANCELED", s->kind,
+                  (intmax_t)op->result, (intmax_t)want);
+    race.real[s->kind]++;
+}
+
+static void race_prep(struct race_slot *s, int kind, int rfd)
+{
+    s->kind = kind;
+    switch (kind) {
+    case V_NOP:
+        gyre_op_nop(&s->op);
+        break;
+    case V_TIMEOUT:
+        gyre_op_timeout(&s->op, 0);
+        break;
+    case V_READ:
+        gyre_op_read(&s->op, rfd, race.readbuf, 1, GYRE_OFF_CUR);
+        break;
+    case V_WORK:
+        gyre_op_work(&s->op, race_work_fn, NULL, GYRE_LANE_SLOW);
+        break;
+    default:
+        gyre_op_poll(&s->op, rfd, GYRE_IN);
+    }
+}
+
+#define RACE_BATCH 64
+
+static long pipe_bytes(int fd)
+{
+    int avail = 0;
+
+    ASSERT_SYS(ioctl(fd, FIONREAD, &avail));
+    return avail;
+}
+
+/* Batches of ops of mixed kinds, each cancelled right after its submit, or
+ * after the whole batch was submitted, or after one more non-waiting
+ * iteration (so some completions are already in the loop's hands). */
+void test_op_cancel_race(void)
+{
+    static struct race_slot slots[RACE_BATCH];
+    static char fill[RACE_BATCH];
+    gyre_loop *loop = test_loop_new();
+    size_t total = test_scale(100000), submitted = 0, batch = 0;
+    uint64_t rng = 0xca9ce1;
+    long wrote = 0;
+    int p[2], i;
+
+    test_loop_guard(loop, SEC(100));
+    test_pipe(p);
+    while (submitted < total) {
+        int n = total - submitted < RACE_BATCH ? (int)(total - submitted) : RACE_BATCH;
+        int phase = (int)(batch++ % 3);
+        int target = race.completed + n;
+
+        /* Keep the pipe readable for every read and poll of the batch. */
+        if (pipe_bytes(p[0]) < RACE_BATCH) {
+            test_write_bytes(p[1], fill, sizeof fill);
+            wrote += RACE_BATCH;
+        }
+        for (i = 0; i < n; i++) {
+            struct race_slot *s = &slots[i];
+
+            race_prep(s, (int)(test_rand(&rng) % V_COUNT), p[0]);
+            s->state = 1;
+            ASSERT_EQ(gyre_submit(loop, &s->op, race_cb), 0);
+            ASSERT_EQ(s->state, 1); /* never completed inside submit */
+            if (phase == 0)
+                ASSERT_EQ(gyre_cancel(loop, &s->op), 0);
+        }
+        if (phase == 2)
+            ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_NOWAIT), 0);
+        if (phase != 0) {
+            /* In flight until its callback has run, whatever the kernel
+             * or worker has done meanwhile; -ENOENT only after. */
+            for (i = 0; i < n; i++) {
+                int rc = gyre_cancel(loop, &slots[i].op);
+
+                ASSERT_EQ(rc, slots[i].state == 2 ? -ENOENT : 0);
+            }
+        }
+        submitted += (size_t)n;
+        test_run_until(loop, &race.completed, target);
+        for (i = 0; i < n; i++)
+            ASSERT_EQ(slots[i].state, 2);
+        /* Nothing is in flight now: the reads that reported a byte took
+         * exactly those bytes, and only the work that reported ran. */
+        ASSERT_EQ(wrote - pipe_bytes(p[0]), race.real[V_READ]);
+        ASSERT_EQ(atomic_load(&race.work_ran), race.real[V_WORK]);
+    }
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(race.completed, (int)total);
+    ASSERT_EQ(wrote - pipe_bytes(p[0]), race.real[V_READ]);
+    ASSERT_EQ(atomic_load(&race.work_ran), race.real[V_WORK]);
+    printf("cancel race: %d ops, %d cancelled; real results: nop %d timeout %d read %d "
+           "work %d poll %d\n",
+           race.completed, race.cancelled, race.real[V_NOP], race.real[V_TIMEOUT],
+           race.real[V_READ], race.real[V_WORK], race.real[V_POLL]);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+void test_op_cancel_pending(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op t = {0};
+    char buf[8], c;
+    int p[2];
+
+    test_pipe(p);
+    gyre_op_read(&t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 0);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    test_run_until(loop, &t.calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 1);
+    ASSERT_EQ(t.result, -ECANCELED);
+    ASSERT_EQ(t.flags, 0);
+    /* Completed: no longer in flight. */
+    ASSERT_EQ(gyre_cancel(loop, &t.op), -ENOENT);
+    /* The cancelled read took nothing: a byte written now is still there. */
+    test_write_bytes(p[1], "z", 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 1);
+    test_read_bytes(p[0], &c, 1);
+    ASSERT_EQ(c, 'z');
+
+    /* The same for a long timeout and a waiting poll. */
+    gyre_op_timeout(&t.op, SEC(3600));
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    test_run_until(loop, &t.calls, 1);
+    ASSERT_EQ(t.result, -ECANCELED);
+    gyre_op_poll(&t.op, p[0], GYRE_IN);
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    test_run_until(loop, &t.calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 1);
+    ASSERT_EQ(t.result, -ECANCELED);
+
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+void test_op_cancel_not_in_flight(void)
+{
+    gyre_loop *loop = test_loop_new();
+    gyre_loop *other = test_loop_new();
+    struct test_op t = {0};
+    char buf[4];
+    int p[2];
+
+    /* Prepared but never submitted. */
+    gyre_op_nop(&t.op);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), -ENOENT);
+    /* Completed. */
+    ASSERT_EQ(test_op_run(loop, &t), 0);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), -ENOENT);
+    /* In flight, but on another loop. */
+    test_pipe(p);
+    gyre_op_read(&t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    test_op_submit(loop, &t);
+    ASSERT_EQ(gyre_cancel(other, &t.op), -ENOENT);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(t.calls, 0);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    test_run_until(loop, &t.calls, 1);
+    ASSERT_EQ(t.result, -ECANCELED);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(other);
+    test_loop_free(loop);
+}
+
+void test_op_cancel_twice(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op t = {0};
+    char buf[4];
+    int p[2];
+
+    test_pipe(p);
+    gyre_op_read(&t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), -EALREADY);
+    test_run_nowait(loop, 1);
+    if (t.calls == 0)
+        ASSERT_EQ(gyre_cancel(loop, &t.op), -EALREADY);
+    test_run_until(loop, &t.calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 1);
+    ASSERT_EQ(t.result, -ECANCELED);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), -ENOENT);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+void test_op_deadline_expires(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op t = {0};
+    char buf[4], c;
+    int p[2], sp[2];
+
+    test_pipe(p);
+    gyre_op_read(&t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&t.op, MS(1));
+    ASSERT_EQ(test_op_run(loop, &t), -ETIME);
+    /* It took nothing from the pipe. */
+    test_write_bytes(p[1], "q", 1);
+    test_run_nowait(loop, 3);
+    test_read_bytes(p[0], &c, 1);
+    ASSERT_EQ(c, 'q');
+
+    /* Also on a socket recv and on a poll. */
+    test_socketpair(sp);
+    gyre_op_recv(&t.op, sp[0], buf, sizeof buf, 0);
+    gyre_op_set_deadline(&t.op, MS(1));
+    ASSERT_EQ(test_op_run(loop, &t), -ETIME);
+    gyre_op_poll(&t.op, sp[0], GYRE_IN);
+    gyre_op_set_deadline(&t.op, MS(1));
+    ASSERT_EQ(test_op_run(loop, &t), -ETIME);
+    /* Cancel before the deadline: -ECANCELED, not -ETIME. */
+    gyre_op_read(&t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&t.op, SEC(3600));
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    test_run_until(loop, &t.calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 1);
+    ASSERT_EQ(t.result, -ECANCELED);
+    test_close(sp[0]);
+    test_close(sp[1]);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+static int64_t seven_fn(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+void test_op_deadline_ready(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op t = {0};
+    char buf[8];
+    int p[2];
+
+    test_pipe(p);
+    test_write_bytes(p[1], "ready", 5);
+    gyre_op_read(&t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&t.op, SEC(10));
+    ASSERT_EQ(test_op_run(loop, &t), 5);
+    ASSERT_EQ(memcmp(buf, "ready", 5), 0);
+    /* Data arriving later but well within the deadline. */
+    gyre_op_read(&t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&t.op, SEC(10));
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 2);
+    test_write_bytes(p[1], "later", 5);
+    test_run_until(loop, &t.calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 1);
+    ASSERT_EQ(t.result, 5);
+    ASSERT_EQ(memcmp(buf, "later", 5), 0);
+    /* A deadline on work that finishes first by itself. */
+    gyre_op_work(&t.op, seven_fn, NULL, GYRE_LANE_FAST);
+    gyre_op_set_deadline(&t.op, SEC(10));
+    ASSERT_EQ(test_op_run(loop, &t), 7);
+    /* Not for TIMEOUT ops: refused at submit, and never calls back. */
+    gyre_op_timeout(&t.op, 0);
+    gyre_op_set_deadline(&t.op, SEC(10));
+    t.calls = 0;
+    ASSERT_EQ(gyre_submit(loop, &t.op, test_op_cb), -EINVAL);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 0);
+    test_close(p[0]);
+    test_close(p[1]);
+    /* The deadlines' timers are gone with their ops. */
+    test_loop_free(loop);
+}
+
+/* Linked ops: submit order, completion accounting, and that a link only
+ * reaches the op submitted right after it. */
+static int link_seq;
+
+struct link_op {
+    struct test_op t;
+    int order;
+};
+
+static void link_cb(gyre_op *op)
+{
+    struct link_op *l = (struct link_op *)op;
+
+    test_op_cb(op);
+    l->order = ++link_seq;
+}
+
+static void link_submit(gyre_loop *loop, struct link_op *l, int linked)
+{
+    l->t.calls = 0;
+    l->order = 0;
+    if (linked)
+        gyre_op_set_link(&l->t.op);
+    ASSERT_EQ(gyre_submit(loop, &l->t.op, link_cb), 0);
+}
+
+static void link_wait(gyre_loop *loop, struct link_op *l, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        test_run_until(loop, &l[i].t.calls, 1);
+    test_run_nowait(loop, 3);
+    for (i = 0; i < n; i++)
+        ASSERT_EQ(l[i].t.calls, 1);
+}
+
+void test_op_link_write_read(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct link_op l[2];
+    char buf[16];
+    int p[2];
+
+    memset(l, 0, sizeof l);
+    test_pipe(p);
+    gyre_op_write(&l[0].t.op, p[1], "linked", 6, GYRE_OFF_CUR);
+    link_submit(loop, &l[0], 1);
+    gyre_op_read(&l[1].t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    link_submit(loop, &l[1], 0);
+    link_wait(loop, l, 2);
+    ASSERT_EQ(l[0].t.result, 6);
+    ASSERT_EQ(l[1].t.result, 6);
+    ASSERT_EQ(memcmp(buf, "linked", 6), 0);
+    ASSERT_LT(l[0].order, l[1].order);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+void test_op_link_fail_cancels(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct link_op l[3];
+    char buf[16], c;
+    int p[2];
+
+    memset(l, 0, sizeof l);
+    test_pipe(p);
+    gyre_op_write(&l[0].t.op, test_bad_fd(), "x", 1, GYRE_OFF_CUR);
+    link_submit(loop, &l[0], 1);
+    gyre_op_write(&l[1].t.op, p[1], "never", 5, GYRE_OFF_CUR);
+    link_submit(loop, &l[1], 0);
+    link_wait(loop, l, 2);
+    ASSERT_EQ(l[0].t.result, -EBADF);
+    ASSERT_EQ(l[1].t.result, -ECANCELED);
+    /* The cancelled write wrote nothing. */
+    ASSERT_EQ(read(p[0], &c, 1), -1);
+    ASSERT_EQ(errno, EAGAIN);
+
+    /* The chain ended with l[1]: an op submitted after it is independent. */
+    gyre_op_write(&l[2].t.op, p[1], "free", 4, GYRE_OFF_CUR);
+    link_submit(loop, &l[2], 0);
+    link_wait(loop, &l[2], 1);
+    ASSERT_EQ(l[2].t.result, 4);
+    test_read_bytes(p[0], buf, 4);
+    ASSERT_EQ(memcmp(buf, "free", 4), 0);
+
+    /* A cancelled head cancels the rest too. */
+    gyre_op_read(&l[0].t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    link_submit(loop, &l[0], 1);
+    gyre_op_write(&l[1].t.op, p[1], "never", 5, GYRE_OFF_CUR);
+    link_submit(loop, &l[1], 0);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(l[0].t.calls, 0);
+    ASSERT_EQ(gyre_cancel(loop, &l[0].t.op), 0);
+    link_wait(loop, l, 2);
+    ASSERT_EQ(l[0].t.result, -ECANCELED);
+    ASSERT_EQ(l[1].t.result, -ECANCELED);
+    ASSERT_EQ(read(p[0], &c, 1), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+void test_op_link_chain3(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct link_op l[3];
+    char buf[16], c;
+    int p[2];
+
+    memset(l, 0, sizeof l);
+    test_pipe(p);
+    gyre_op_write(&l[0].t.op, p[1], "abc", 3, GYRE_OFF_CUR);
+    link_submit(loop, &l[0], 1);
+    gyre_op_write(&l[1].t.op, p[1], "def", 3, GYRE_OFF_CUR);
+    link_submit(loop, &l[1], 1);
+    gyre_op_read(&l[2].t.op, p[0], buf, sizeof buf, GYRE_OFF_CUR);
+    link_submit(loop, &l[2], 0);
+    link_wait(loop, l, 3);
+    ASSERT_EQ(l[0].t.result, 3);
+    ASSERT_EQ(l[1].t.result, 3);
+    ASSERT_EQ(l[2].t.result, 6);
+    ASSERT_EQ(memcmp(buf, "abcdef", 6), 0);
+    ASSERT_LT(l[0].order, l[1].order);
+    ASSERT_LT(l[1].order, l[2].order);
+
+    /* Failure in the middle: the head's result stands, the tail is
+     * cancelled. */
+    gyre_op_write(&l[0].t.op, p[1], "ok", 2, GYRE_OFF_CUR);
+    link_submit(loop, &l[0], 1);
+    gyre_op_read(&l[1].t.op, test_bad_fd(), buf, sizeof buf, GYRE_OFF_CUR);
+    link_submit(loop, &l[1], 1);
+    gyre_op_write(&l[2].t.op, p[1], "never", 5, GYRE_OFF_CUR);
+    link_submit(loop, &l[2], 0);
+    link_wait(loop, l, 3);
+    ASSERT_EQ(l[0].t.result, 2);
+    ASSERT_EQ(l[1].t.result, -EBADF);
+    ASSERT_EQ(l[2].t.result, -ECANCELED);
+    test_read_bytes(p[0], buf, 2);
+    ASSERT_EQ(memcmp(buf, "ok", 2), 0);
+    ASSERT_EQ(read(p[0], &c, 1), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+/* "A read or write must also be whole": a short read breaks the chain. */
+void test_op_link_short_breaks(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct link_op l[2];
+    char buf[16], c;
+    int p[2];
+
+    memset(l, 0, sizeof l);
+    test_pipe(p);
+    test_write_bytes(p[1], "abc", 3);
+    gyre_op_read(&l[0].t.op, p[0], buf, 10, GYRE_OFF_CUR);
+    link_submit(loop, &l[0], 1);
+    gyre_op_write(&l[1].t.op, p[1], "never", 5, GYRE_OFF_CUR);
+    link_submit(loop, &l[1], 0);
+    link_wait(loop, l, 2);
+    ASSERT_EQ(l[0].t.result, 3);
+    ASSERT_EQ(l[1].t.result, -ECANCELED);
+    ASSERT_EQ(read(p[0], &c, 1), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
