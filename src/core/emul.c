@@ -244,12 +244,19 @@ static int recv_multi(gyre_loop *loop, gyre_op *op)
     return r == (int64_t)pool->size;
 }
 
+/* Queues are drained only as far as the op that was last when readiness
+ * came: an op its callbacks submit waits for the next readiness, since the
+ * data that woke us was just consumed (trying it now is the EAGAIN the
+ * emulation exists to avoid). Only compared, never dereferenced. */
 static void run_reads(gyre_loop *loop, int fd)
 {
+    const gyre_op *last = loop->fds[fd].rq.tail;
     int accepts = 0;
     gyre_op *op;
 
     while ((op = loop->fds[fd].rq.head) != NULL) {
+        int was_last = op == last;
+
         unsigned opc = op->gyre__priv.opcode;
         int64_t r;
         int stop;
@@ -271,7 +278,7 @@ static void run_reads(gyre_loop *loop, int fd)
             continue;
         }
         /* Decide before the callback, which may free or reuse op. */
-        stop = drained(op, r);
+        stop = drained(op, r) || was_last;
         finish(loop, op, r, 0, 0);
         if (stop)
             return;
@@ -280,6 +287,7 @@ static void run_reads(gyre_loop *loop, int fd)
 
 static void run_writes(gyre_loop *loop, int fd)
 {
+    const gyre_op *last = loop->fds[fd].wq.tail;
     gyre_op *op;
 
     while ((op = loop->fds[fd].wq.head) != NULL) {
@@ -288,7 +296,7 @@ static void run_writes(gyre_loop *loop, int fd)
 
         if (r == -EAGAIN)
             return;
-        stop = drained(op, r);
+        stop = drained(op, r) || op == last;
         finish(loop, op, r, 0, 0);
         if (stop)
             return;
