@@ -28,7 +28,7 @@ SAN_SCALE ?= 0.25
 SAN_ENV := GYRE_TEST_SCALE=$(SAN_SCALE) \
 	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
 
 # LLVM 14's TSan cannot map its shadow under high-entropy ASLR (vm.mmap_rnd_bits > 28 on
 # newer kernels). Running without ASLR avoids that; where personality() is not allowed

@@ -152,7 +152,10 @@ GYRE_API int gyre_loop_free(gyre_loop *loop);
 /* Runs the loop (see gyre_run_mode). Returns 0 when no referenced object is
  * active any more, 1 when some still are (after gyre_loop_stop() or a
  * once/nowait iteration), or -EBUSY when called while the loop is already
- * running (from one of its callbacks, or from another thread). */
+ * running (from one of its callbacks, or from another thread). On io_uring
+ * with SINGLE_ISSUER (Linux 6.0+) the first thread that runs the loop becomes
+ * its only runner: a loop may be made on one thread and run on another, but
+ * once run it is -EBUSY from any other thread. */
 GYRE_API int gyre_loop_run(gyre_loop *loop, gyre_run_mode mode);
 
 /* Makes gyre_loop_run() return after the current iteration. */
@@ -534,8 +537,9 @@ GYRE_API void gyre_op_set_link(gyre_op *op);
 
 /* Submits a prepared op; cb runs on the loop thread, never inside this call.
  * Returns 0 (cb will run), or -EINVAL (NULL op/loop/cb, fd < 0, length over
- * INT32_MAX, iovcnt over IOV_MAX, unknown lane, multishot recv without a
- * pool, op already in flight), -EBUSY (the op is in flight), -ENOMEM. On
+ * INT32_MAX, iovcnt over IOV_MAX, unknown lane or NULL work function,
+ * multishot recv without a pool of this loop, a link on a multishot, a
+ * deadline on a timeout), -EBUSY (the op is in flight), -ENOMEM. On
  * error nothing is queued and cb never runs. A full io_uring submission
  * queue is not an error: the op waits its turn. */
 GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb);

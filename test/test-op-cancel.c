@@ -27,11 +27,12 @@ enum {
 struct race_slot {
     gyre_op op;
     int kind;
+    int on_q;  /* a read or poll on the initially empty pipe */
     int state; /* 0 idle, 1 in flight, 2 completed */
 };
 
 static struct {
-    int completed, cancelled, real[V_COUNT];
+    int completed, cancelled, real[V_COUNT], q_reads;
     atomic_int work_ran;
     char readbuf[1];
 } race;
@@ -74,6 +75,8 @@ static void race_cb(gyre_op *op)
         test_fail(__FILE__, __LINE__, "kind %d: result %jd, want %jd or -ECANCELED", s->kind,
                   (intmax_t)op->result, (intmax_t)want);
     race.real[s->kind]++;
+    if (s->on_q && s->kind == V_READ)
+        race.q_reads++;
 }
 
 static void race_prep(struct race_slot *s, int kind, int rfd)
@@ -107,9 +110,41 @@ static long pipe_bytes(int fd)
     return avail;
 }
 
+/* Phase 3: reads and polls waiting on an empty pipe, armed in the kernel (or
+ * registered for readiness) by one non-waiting iteration; then bytes arrive
+ * for about half of them and every op still in flight is cancelled, so
+ * cancels meet completions the kernel is producing at that moment. */
+static void race_armed_batch(gyre_loop *loop, struct race_slot *slots, int n, uint64_t *rng,
+                             const int q[2], long *q_in)
+{
+    static char fill[RACE_BATCH];
+    char drain[RACE_BATCH];
+    ssize_t got;
+    int i;
+
+    while ((got = read(q[0], drain, sizeof drain)) > 0)
+        *q_in -= got;
+    ASSERT_EQ(got, -1);
+    ASSERT_EQ(errno, EAGAIN);
+    for (i = 0; i < n; i++) {
+        struct race_slot *s = &slots[i];
+
+        race_prep(s, test_rand(rng) % 2 ? V_READ : V_POLL, q[0]);
+        s->on_q = 1;
+        s->state = 1;
+        ASSERT_EQ(gyre_submit(loop, &s->op, race_cb), 0);
+    }
+    ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_NOWAIT), 0);
+    test_write_bytes(q[1], fill, (size_t)(n / 2 + 1));
+    *q_in += n / 2 + 1;
+    for (i = 0; i < n; i++)
+        ASSERT_EQ(gyre_cancel(loop, &slots[i].op), slots[i].state == 2 ? -ENOENT : 0);
+}
+
 /* Batches of ops of mixed kinds, each cancelled right after its submit, or
  * after the whole batch was submitted, or after one more non-waiting
- * iteration (so some completions are already in the loop's hands). */
+ * iteration (so some completions are already in the loop's hands), or, in
+ * phase 3, while completions are being produced. */
 void test_op_cancel_race(void)
 {
     static struct race_slot slots[RACE_BATCH];
@@ -117,15 +152,30 @@ void test_op_cancel_race(void)
     gyre_loop *loop = test_loop_new();
     size_t total = test_scale(100000), submitted = 0, batch = 0;
     uint64_t rng = 0xca9ce1;
-    long wrote = 0;
-    int p[2], i;
+    long wrote = 0, q_in = 0;
+    int p[2], q[2], i;
 
     test_loop_guard(loop, SEC(100));
     test_pipe(p);
+    test_pipe(q);
     while (submitted < total) {
         int n = total - submitted < RACE_BATCH ? (int)(total - submitted) : RACE_BATCH;
-        int phase = (int)(batch++ % 3);
+        int phase = (int)(batch++ % 4);
         int target = race.completed + n;
+
+        if (phase == 3) {
+            int q_reads = race.q_reads;
+
+            race_armed_batch(loop, slots, n, &rng, q, &q_in);
+            submitted += (size_t)n;
+            test_run_until(loop, &race.completed, target);
+            for (i = 0; i < n; i++)
+                ASSERT_EQ(slots[i].state, 2);
+            /* The reads that reported a byte took exactly those bytes. */
+            ASSERT_EQ(q_in - pipe_bytes(q[0]), race.q_reads - q_reads);
+            q_in = pipe_bytes(q[0]);
+            continue;
+        }
 
         /* Keep the pipe readable for every read and poll of the batch. */
         if (pipe_bytes(p[0]) < RACE_BATCH) {
@@ -136,6 +186,7 @@ void test_op_cancel_race(void)
             struct race_slot *s = &slots[i];
 
             race_prep(s, (int)(test_rand(&rng) % V_COUNT), p[0]);
+            s->on_q = 0;
             s->state = 1;
             ASSERT_EQ(gyre_submit(loop, &s->op, race_cb), 0);
             ASSERT_EQ(s->state, 1); /* never completed inside submit */
@@ -159,17 +210,19 @@ void test_op_cancel_race(void)
             ASSERT_EQ(slots[i].state, 2);
         /* Nothing is in flight now: the reads that reported a byte took
          * exactly those bytes, and only the work that reported ran. */
-        ASSERT_EQ(wrote - pipe_bytes(p[0]), race.real[V_READ]);
+        ASSERT_EQ(wrote - pipe_bytes(p[0]), race.real[V_READ] - race.q_reads);
         ASSERT_EQ(atomic_load(&race.work_ran), race.real[V_WORK]);
     }
     test_run_nowait(loop, 3);
     ASSERT_EQ(race.completed, (int)total);
-    ASSERT_EQ(wrote - pipe_bytes(p[0]), race.real[V_READ]);
+    ASSERT_EQ(wrote - pipe_bytes(p[0]), race.real[V_READ] - race.q_reads);
     ASSERT_EQ(atomic_load(&race.work_ran), race.real[V_WORK]);
     printf("cancel race: %d ops, %d cancelled; real results: nop %d timeout %d read %d "
-           "work %d poll %d\n",
+           "(%d on the armed pipe) work %d poll %d\n",
            race.completed, race.cancelled, race.real[V_NOP], race.real[V_TIMEOUT],
-           race.real[V_READ], race.real[V_WORK], race.real[V_POLL]);
+           race.real[V_READ], race.q_reads, race.real[V_WORK], race.real[V_POLL]);
+    test_close(q[0]);
+    test_close(q[1]);
     test_close(p[0]);
     test_close(p[1]);
     test_loop_free(loop);

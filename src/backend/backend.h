@@ -104,6 +104,7 @@ static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
 #define GYRE__OPF_CANCEL 0x4u    /* cancel requested */
 #define GYRE__OPF_NATIVE 0x8u    /* carried by the backend's submit() */
 #define GYRE__OPF_TIMEDOUT 0x10u /* its deadline fired */
+#define GYRE__OPF_POOL 0x20u     /* with a pool lane (loop thread's view) */
 
 struct gyre__backend {
     const char *name;

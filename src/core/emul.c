@@ -331,22 +331,6 @@ void gyre__emul_ready(gyre_loop *loop, int fd, uint32_t events)
         run_polls(loop, fd, events);
 }
 
-/* Moves ops at the current position of an fd epoll refuses (a regular file)
- * to the pool, where a blocking read or write is what a file needs. */
-static void to_pool(gyre_loop *loop, gyre_op *op, int64_t err)
-{
-    int r = -ENOMEM;
-
-    if (loop->pool == NULL && gyre_pool_new(&loop->pool, NULL) == 0) {
-        loop->pool_owned = 1;
-        gyre__pool_attach(loop->pool);
-    }
-    if (loop->pool != NULL)
-        r = gyre__pool_submit(loop->pool, op, GYRE_LANE_FAST);
-    if (r < 0)
-        gyre__op_ready(loop, op, err);
-}
-
 void gyre__emul_fail_fd(gyre_loop *loop, int fd, int64_t res)
 {
     struct gyre__opq *qs[3];
@@ -365,7 +349,10 @@ void gyre__emul_fail_fd(gyre_loop *loop, int fd, int64_t res)
                 gyre__op_ready(loop, op, op->gyre__priv.arg & (GYRE_IN | GYRE_OUT));
             } else if (res == -EPERM && (opc == GYRE__OP_READ || opc == GYRE__OP_READV ||
                                          opc == GYRE__OP_WRITE || opc == GYRE__OP_WRITEV)) {
-                to_pool(loop, op, res);
+                /* epoll refuses regular files: at the current position
+                 * they want a plain blocking read or write, on the pool. */
+                if (gyre__op_to_pool(loop, op, GYRE_LANE_FAST) < 0)
+                    gyre__op_ready(loop, op, res);
             } else {
                 gyre__op_ready(loop, op, res);
             }

@@ -531,6 +531,7 @@ GYRE_API int gyre_loop_info(const gyre_loop *loop, gyre_info *out)
 
 static void drop_op(gyre_op *op)
 {
+    op->gyre__priv.sflags &= ~GYRE__OPF_POOL;
     gyre__op_ready(op->gyre__priv.loop, op, -ECANCELED);
 }
 

@@ -245,6 +245,8 @@ static inline int gyre__opq_empty(const struct gyre__opq *q)
 void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags, uint32_t buf_id);
 /* Queues the final completion for the next dispatch (never calls back). */
 void gyre__op_ready(gyre_loop *loop, gyre_op *op, int64_t res);
+/* Hands op to a lane of the loop's pool (made on first use). 0 or -errno. */
+int gyre__op_to_pool(gyre_loop *loop, gyre_op *op, int lane);
 /* Routes an op that may start now (after submit, or after its link). */
 void gyre__op_start(gyre_loop *loop, gyre_op *op);
 /* Runs ready and posted completions (dispatch step). */

@@ -293,6 +293,7 @@ static int will_be_native(gyre_loop *loop, const gyre_op *op)
 /* --- completion --- */
 
 static void chain_fail(gyre_loop *loop, gyre_op *op);
+static int ensure_pool(gyre_loop *loop);
 static void hold(gyre_loop *loop, gyre_op *op);
 static void release_hold(gyre_loop *loop, int linked_next);
 
@@ -309,7 +310,8 @@ static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
         ((gyre_bufpool *)op->gyre__priv.addr)->users--;
     op->gyre__priv.state = GYRE__OS_IDLE;
     op->gyre__priv.link_next = NULL;
-    OPF &= ~(GYRE__OPF_INFLIGHT | GYRE__OPF_CANCEL | GYRE__OPF_NATIVE | GYRE__OPF_TIMEDOUT);
+    OPF &= ~(GYRE__OPF_INFLIGHT | GYRE__OPF_CANCEL | GYRE__OPF_NATIVE | GYRE__OPF_TIMEDOUT |
+             GYRE__OPF_POOL);
     loop->ops_inflight--;
     loop->active--;
     loop->refs--;
@@ -382,8 +384,10 @@ void gyre__ops_dispatch_ready(gyre_loop *loop)
 
 void gyre__loop_post(gyre_loop *loop, gyre_op *op)
 {
+    /* The op's state stays the pool's (running) until the loop thread takes
+     * it off this list: fields the loop thread reads without a lock are
+     * never written here. */
     pthread_mutex_lock(&loop->post_lock);
-    op->gyre__priv.state = GYRE__OS_POSTED;
     gyre__opq_push(&loop->posted, op);
     pthread_mutex_unlock(&loop->post_lock);
     /* The same wakeup protocol as gyre_async_send (async.c): the loop clears
@@ -405,8 +409,23 @@ void gyre__ops_drain_posted(gyre_loop *loop)
         gyre_op *op = batch.head;
 
         gyre__opq_remove(&batch, op);
+        OPF &= ~GYRE__OPF_POOL;
         gyre__op_complete(loop, op, op->gyre__priv.res2, 0, 0);
     }
+}
+
+/* Hands op to a pool lane. GYRE__OPF_POOL, which only the loop thread
+ * touches, says "the pool has it" until the op comes back, so the loop
+ * never reads the state a worker writes. */
+int gyre__op_to_pool(gyre_loop *loop, gyre_op *op, int lane)
+{
+    int r = ensure_pool(loop);
+
+    if (r == 0)
+        r = gyre__pool_submit(loop->pool, op, lane);
+    if (r == 0)
+        OPF |= GYRE__OPF_POOL;
+    return r;
 }
 
 /* --- routing --- */
@@ -555,9 +574,7 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
         start_timer(loop, op, timeout_cb, op->gyre__priv.off);
         return;
     case GYRE__OP_WORK:
-        r = ensure_pool(loop);
-        if (r == 0)
-            r = gyre__pool_submit(loop->pool, op, (int)op->gyre__priv.arg);
+        r = gyre__op_to_pool(loop, op, (int)op->gyre__priv.arg);
         if (r < 0)
             gyre__op_ready(loop, op, r);
         return;
@@ -565,9 +582,7 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
         break;
     }
     if (is_file_op(op)) {
-        r = ensure_pool(loop);
-        if (r == 0)
-            r = gyre__pool_submit(loop->pool, op, GYRE_LANE_FAST);
+        r = gyre__op_to_pool(loop, op, GYRE_LANE_FAST);
         if (r < 0)
             gyre__op_ready(loop, op, r);
         return;
@@ -763,14 +778,19 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
  * once, with res or its real result). */
 static void cancel_with(gyre_loop *loop, gyre_op *op, int64_t res)
 {
+    /* In the pool, only the pool (under its lock) knows whether a worker has
+     * taken the op: it unlinks it if not, and then it is ours to complete. */
+    if (OPF & GYRE__OPF_POOL) {
+        if (gyre__pool_cancel(loop->pool, op) == 0) {
+            OPF &= ~GYRE__OPF_POOL;
+            gyre__op_ready(loop, op, res);
+        }
+        return;
+    }
     switch (op->gyre__priv.state) {
     case GYRE__OS_FDQ:
         gyre__emul_cancel(loop, op);
         gyre__op_ready(loop, op, res);
-        break;
-    case GYRE__OS_POOL_QUEUED:
-        if (gyre__pool_cancel(loop->pool, op) == 0)
-            gyre__op_ready(loop, op, res);
         break;
     case GYRE__OS_TIMER:
         gyre_timer_stop(&op->gyre__priv.timer);
