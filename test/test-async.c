@@ -17,10 +17,13 @@ static void count_cb(gyre_async *a)
     ((struct rec_async *)a)->calls++;
 }
 
-/* E1: each thread bumps `seq` before every send and `done` after its last.
- * A callback that sees every thread done must also see every send; the test
- * ends only from such a callback, so a lost final wakeup hangs (and the guard
- * fails it) instead of passing. */
+/* E1: each thread bumps `seq` before every send, then bumps `done` and
+ * sends once more. That last send follows the thread's `done`, so the
+ * callback it must cause sees every thread done and every send counted; the
+ * test ends only from such a callback, so a lost final wakeup hangs (and the
+ * guard fails it) instead of passing. (Without the send after `done`, a
+ * thread's last send could be called back before it bumped `done`, and the
+ * test itself would wait forever.) */
 enum {
     STORM_THREADS = 8
 };
@@ -43,6 +46,7 @@ static void *storm_thread(void *arg)
         ASSERT_EQ(gyre_async_send(&storm.a), 0);
     }
     atomic_fetch_add(&storm.done, 1);
+    ASSERT_EQ(gyre_async_send(&storm.a), 0);
     return NULL;
 }
 
