@@ -114,8 +114,10 @@ typedef struct gyre_loop_opts {
     uint32_t max_events;
     uint32_t flags; /* GYRE_LOOP_* */
     /* Where file operations run: "auto" (NULL: GYRE_FILE_ENGINE, else auto)
-     * = "uring" on io_uring and "pool" elsewhere; "pool" = the thread pool.
-     * "uring" on another backend is -EINVAL. */
+     * = "uring" on io_uring and "pool" elsewhere; "pool" = the thread pool;
+     * "linuxaio" = Linux kernel AIO for O_DIRECT reads and writes (the rest
+     * on the pool); "posixaio" = glibc's aio_*. "uring" on another backend,
+     * or an engine this machine lacks, is an error (-EINVAL, -ENOSYS). */
     const char *file_engine;
     /* A thread pool shared with other loops, or NULL: the loop makes its own
      * the first time it needs one. A shared pool must outlive the loop. */
@@ -198,7 +200,9 @@ typedef struct gyre_stats {
     uint32_t active_refs;       /* ... of which referenced */
     uint64_t ops_completed;     /* op callbacks run (each multishot result counts) */
     uint64_t kernel_enters;     /* io_uring_enter calls; readiness backends: waits */
-    uint64_t reserved[6];
+    uint64_t file_inline;       /* file reads answered by the page cache inline */
+    uint64_t file_pool;         /* file ops the file engine sent to the pool */
+    uint64_t reserved[4];
 } gyre_stats;
 
 /* Copies the loop's counters into *out. Returns 0 or -EINVAL. */
@@ -464,6 +468,7 @@ struct gyre_op {
         gyre_op *link_next;   /* emulated link chains */
         void *addr, *addr2, *addr3;
         uint64_t off;         /* offset, or timeout/deadline ns */
+        uint64_t off2;        /* a second offset or a 64-bit length */
         uint64_t deadline_ns; /* relative, 0 = none */
         uint32_t len;
         uint32_t arg;  /* msg flags, open flags, poll events, how, ... */
@@ -523,6 +528,30 @@ GYRE_API void gyre_op_recv_multishot(gyre_op *op, int fd, gyre_bufpool *pool);
  * return value. Cancel succeeds only before fn starts. */
 typedef int64_t (*gyre_work_fn)(void *arg);
 GYRE_API void gyre_op_work(gyre_op *op, gyre_work_fn fn, void *arg, int lane);
+
+/* More file and path operations (each is a syscall on the pool where the
+ * file engine cannot carry it; gyre_loop_stats() counts those). */
+GYRE_API void gyre_op_ftruncate(gyre_op *op, int fd, uint64_t len);
+GYRE_API void gyre_op_fallocate(gyre_op *op, int fd, int mode, uint64_t offset, uint64_t len);
+GYRE_API void gyre_op_unlinkat(gyre_op *op, int dirfd, const char *path, int flags);
+GYRE_API void gyre_op_renameat(gyre_op *op, int olddirfd, const char *oldpath, int newdirfd,
+                               const char *newpath, unsigned flags);
+GYRE_API void gyre_op_mkdirat(gyre_op *op, int dirfd, const char *path, uint32_t mode);
+/* Copies len bytes (at most INT32_MAX) from fd_in at off_in to fd_out at
+ * off_out; result: bytes copied. */
+GYRE_API void gyre_op_copy_file_range(gyre_op *op, int fd_in, uint64_t off_in, int fd_out,
+                                      uint64_t off_out, uint32_t len, unsigned flags);
+/* Reads directory entries of dirfd into buf as struct linux_dirent64
+ * records (getdents64); result: bytes filled, 0 at the end. */
+GYRE_API void gyre_op_readdir(gyre_op *op, int dirfd, void *buf, uint32_t len);
+
+/* The O_DIRECT rules of fd: buffer address alignment in *mem, offset and
+ * length alignment in *off (statx STATX_DIOALIGN, else the device's logical
+ * block size). Returns 0, -EINVAL (fd does not allow O_DIRECT, or NULL
+ * pointers) or -errno. On every file engine a read or write on an O_DIRECT
+ * fd that breaks these rules completes with -EINVAL before it is submitted:
+ * nothing reads or writes the memory. */
+GYRE_API int gyre_file_alignment(int fd, uint32_t *mem, uint32_t *off);
 
 /* Gives the op a deadline: if not complete timeout_ns after it starts (its
  * submission, or for a linked op the end of the op before it, as io_uring's

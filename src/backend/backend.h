@@ -58,6 +58,13 @@ enum gyre__opcode {
     GYRE__OP_ACCEPT_MULTI,
     GYRE__OP_RECV_MULTI,
     GYRE__OP_WORK,
+    GYRE__OP_FTRUNCATE,
+    GYRE__OP_FALLOCATE,
+    GYRE__OP_UNLINKAT,
+    GYRE__OP_RENAMEAT,
+    GYRE__OP_MKDIRAT,
+    GYRE__OP_COPY_FILE_RANGE,
+    GYRE__OP_GETDENTS,
     GYRE__OP_COUNT
 };
 
@@ -86,6 +93,13 @@ enum gyre__feature {
  *   ACCEPT_MULTI  fd (new fds SOCK_CLOEXEC)
  *   RECV_MULTI    fd, addr=gyre_bufpool *
  *   WORK          addr=fn, addr2=arg, arg=lane
+ *   FTRUNCATE     fd, off=length
+ *   FALLOCATE     fd, arg=mode, off=offset, off2=length
+ *   UNLINKAT      fd=dirfd, addr=path, arg=flags
+ *   RENAMEAT      fd=olddirfd, addr=oldpath, arg2=newdirfd, addr2=newpath, arg=flags
+ *   MKDIRAT       fd=dirfd, addr=path, arg2=mode
+ *   COPY_FILE_RANGE fd=fd_in, off=off_in, arg2=fd_out, off2=off_out, len, arg=flags
+ *   GETDENTS      fd=dirfd, addr=buf, len
  * deadline_ns != 0 asks for a deadline (relative to submission). */
 
 /* The deadline a backend must carry for op: the core keeps the deadlines of

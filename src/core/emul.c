@@ -392,6 +392,6 @@ int64_t gyre__op_exec(gyre_op *op)
     case GYRE__OP_FSYNC:
         return gyre__sys_fsync(op->gyre__priv.fd, (int)op->gyre__priv.arg);
     default:
-        return -EINVAL;
+        return gyre__fileop_exec(op);
     }
 }

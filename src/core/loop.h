@@ -47,8 +47,10 @@ struct gyre__fdent {
     /* Emulated ops waiting for readiness: read side (IN), write side (OUT),
      * one-shot polls (their own events). Each starts in submission order. */
     struct gyre__opq rq, wq, pq;
-    uint8_t dirty; /* on loop->dirty: kmask may differ from what ops want */
-    uint8_t kind;  /* enum gyre__fdkind: whether writes may be sends */
+    uint8_t dirty;             /* on loop->dirty: kmask may differ from what ops want */
+    uint8_t kind;              /* enum gyre__fdkind: whether writes may be sends */
+    uint8_t direct;            /* O_DIRECT: 0 not known yet, 1 yes, 2 no */
+    uint32_t dio_mem, dio_off; /* its O_DIRECT alignment, 0 = not known yet */
 };
 
 /* What the loop knows of an fd: learnt once (fstat), or from the op that
@@ -245,6 +247,17 @@ static inline int gyre__opq_empty(const struct gyre__opq *q)
 void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags, uint32_t buf_id);
 /* Queues the final completion for the next dispatch (never calls back). */
 void gyre__op_ready(gyre_loop *loop, gyre_op *op, int64_t res);
+/* Files (fileops.c). */
+int gyre__fd_is_direct(gyre_loop *loop, int fd);
+/* Before a file op goes anywhere: an O_DIRECT read or write that breaks the
+ * fd's alignment rules, or a buffered read the page cache answers whole, is
+ * completed here (ready). Returns 1 if so. */
+int gyre__file_precheck(gyre_loop *loop, gyre_op *op);
+/* The blocking syscall of a file op that gyre__op_exec does not know. */
+int64_t gyre__fileop_exec(gyre_op *op);
+/* Bytes a read or write asks for. */
+uint64_t gyre__op_wanted_bytes(const gyre_op *op);
+
 /* Hands op to a lane of the loop's pool (made on first use). 0 or -errno. */
 int gyre__op_to_pool(gyre_loop *loop, gyre_op *op, int lane);
 /* Routes an op that may start now (after submit, or after its link). */

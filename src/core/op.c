@@ -205,6 +205,53 @@ GYRE_API void gyre_op_work(gyre_op *op, gyre_work_fn fn, void *arg, int lane)
     op->gyre__priv.arg = (uint32_t)lane;
 }
 
+GYRE_API void gyre_op_ftruncate(gyre_op *op, int fd, uint64_t len)
+{
+    prep(op, GYRE__OP_FTRUNCATE, fd, NULL, 0, len);
+}
+
+GYRE_API void gyre_op_fallocate(gyre_op *op, int fd, int mode, uint64_t offset, uint64_t len)
+{
+    prep(op, GYRE__OP_FALLOCATE, fd, NULL, 0, offset);
+    op->gyre__priv.arg = (uint32_t)mode;
+    op->gyre__priv.off2 = len;
+}
+
+GYRE_API void gyre_op_unlinkat(gyre_op *op, int dirfd, const char *path, int flags)
+{
+    prep(op, GYRE__OP_UNLINKAT, dirfd, path, 0, 0);
+    op->gyre__priv.arg = (uint32_t)flags;
+}
+
+GYRE_API void gyre_op_renameat(gyre_op *op, int olddirfd, const char *oldpath, int newdirfd,
+                               const char *newpath, unsigned flags)
+{
+    prep(op, GYRE__OP_RENAMEAT, olddirfd, oldpath, 0, 0);
+    op->gyre__priv.arg2 = (uint32_t)newdirfd;
+    op->gyre__priv.addr2 = (void *)(uintptr_t)newpath;
+    op->gyre__priv.arg = flags;
+}
+
+GYRE_API void gyre_op_mkdirat(gyre_op *op, int dirfd, const char *path, uint32_t mode)
+{
+    prep(op, GYRE__OP_MKDIRAT, dirfd, path, 0, 0);
+    op->gyre__priv.arg2 = mode;
+}
+
+GYRE_API void gyre_op_copy_file_range(gyre_op *op, int fd_in, uint64_t off_in, int fd_out,
+                                      uint64_t off_out, uint32_t len, unsigned flags)
+{
+    prep(op, GYRE__OP_COPY_FILE_RANGE, fd_in, NULL, len, off_in);
+    op->gyre__priv.arg2 = (uint32_t)fd_out;
+    op->gyre__priv.off2 = off_out;
+    op->gyre__priv.arg = flags;
+}
+
+GYRE_API void gyre_op_readdir(gyre_op *op, int dirfd, void *buf, uint32_t len)
+{
+    prep(op, GYRE__OP_GETDENTS, dirfd, buf, len, 0);
+}
+
 GYRE_API void gyre_op_set_deadline(gyre_op *op, uint64_t timeout_ns)
 {
     if (op != NULL)
@@ -230,6 +277,13 @@ static int is_file_op(const gyre_op *op)
     case GYRE__OP_OPENAT:
     case GYRE__OP_STATX:
     case GYRE__OP_FSYNC:
+    case GYRE__OP_FTRUNCATE:
+    case GYRE__OP_FALLOCATE:
+    case GYRE__OP_UNLINKAT:
+    case GYRE__OP_RENAMEAT:
+    case GYRE__OP_MKDIRAT:
+    case GYRE__OP_COPY_FILE_RANGE:
+    case GYRE__OP_GETDENTS:
         return 1;
     default:
         return 0;
@@ -237,7 +291,7 @@ static int is_file_op(const gyre_op *op)
 }
 
 /* Bytes a read or write asked for (links need the op to be whole). */
-static uint64_t wanted_bytes(const gyre_op *op)
+uint64_t gyre__op_wanted_bytes(const gyre_op *op)
 {
     const struct iovec *iov = op->gyre__priv.addr;
     uint64_t total = 0;
@@ -266,7 +320,7 @@ static int link_holds(const gyre_op *op, int64_t res)
 
     if (res < 0)
         return 0;
-    want = wanted_bytes(op);
+    want = gyre__op_wanted_bytes(op);
     return want == 0 || (uint64_t)res == want;
 }
 
@@ -337,8 +391,13 @@ void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags
             gyre__fd_learn(loop, (int)res, GYRE__FD_SOCKET);
         break;
     case GYRE__OP_OPENAT:
-        if (res >= 0)
+        if (res >= 0) {
             gyre__fd_learn(loop, (int)res, GYRE__FD_OTHER);
+            if ((size_t)res < loop->fds_cap) {
+                loop->fds[res].direct = (op->gyre__priv.arg & O_DIRECT) ? 1 : 2;
+                loop->fds[res].dio_mem = loop->fds[res].dio_off = 0;
+            }
+        }
         break;
     default:
         break;
@@ -550,7 +609,11 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
             e->kmask = 0;
         }
         e->kind = GYRE__FD_UNKNOWN;
+        e->direct = 0;
+        e->dio_mem = e->dio_off = 0;
     }
+    if (is_file_op(op) && gyre__file_precheck(loop, op))
+        return;
     if (will_be_native(loop, op)) {
         /* The kernel has no linked timeout for a multishot: the core's timer
          * cancels it instead. */
@@ -582,6 +645,7 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
         break;
     }
     if (is_file_op(op)) {
+        loop->stats.file_pool++;
         r = gyre__op_to_pool(loop, op, GYRE_LANE_FAST);
         if (r < 0)
             gyre__op_ready(loop, op, r);
@@ -651,9 +715,20 @@ static int check(const gyre_loop *loop, const gyre_op *op)
         return op->gyre__priv.addr != NULL && op->gyre__priv.arg < GYRE_LANES ? 0 : -EINVAL;
     case GYRE__OP_OPENAT:
     case GYRE__OP_STATX:
-        if (op->gyre__priv.addr == NULL || (opc == GYRE__OP_STATX && op->gyre__priv.addr2 == NULL))
+    case GYRE__OP_UNLINKAT:
+    case GYRE__OP_MKDIRAT:
+    case GYRE__OP_RENAMEAT:
+        if (op->gyre__priv.addr == NULL ||
+            (opc == GYRE__OP_STATX && op->gyre__priv.addr2 == NULL) ||
+            (opc == GYRE__OP_RENAMEAT &&
+             (op->gyre__priv.addr2 == NULL ||
+              ((int)op->gyre__priv.arg2 < 0 && (int)op->gyre__priv.arg2 != AT_FDCWD))))
             return -EINVAL;
         return op->gyre__priv.fd >= 0 || op->gyre__priv.fd == AT_FDCWD ? 0 : -EINVAL;
+    case GYRE__OP_COPY_FILE_RANGE:
+        if ((int)op->gyre__priv.arg2 < 0 || op->gyre__priv.len > INT32_MAX)
+            return -EINVAL;
+        break;
     default:
         break;
     }
@@ -664,6 +739,7 @@ static int check(const gyre_loop *loop, const gyre_op *op)
     case GYRE__OP_WRITE:
     case GYRE__OP_RECV:
     case GYRE__OP_SEND:
+    case GYRE__OP_GETDENTS:
         if (op->gyre__priv.len > INT32_MAX ||
             (op->gyre__priv.addr == NULL && op->gyre__priv.len != 0))
             return -EINVAL;

@@ -6,10 +6,12 @@
  * non-sockets through gyre__sys_writev_nosigpipe, so no write gyre makes can
  * kill the process with SIGPIPE (rule 6).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -184,4 +186,122 @@ int gyre__sys_fsync(int fd, int datasync)
         r = datasync ? fdatasync(fd) : fsync(fd);
     while (r < 0 && errno == EINTR);
     return (int)ret(r);
+}
+
+int gyre__sys_ftruncate(int fd, uint64_t len)
+{
+    int r;
+
+    if (len > INT64_MAX)
+        return -EINVAL;
+    do
+        r = ftruncate(fd, (off_t)len);
+    while (r < 0 && errno == EINTR);
+    return (int)ret(r);
+}
+
+int gyre__sys_fallocate(int fd, int mode, uint64_t off, uint64_t len)
+{
+    int r;
+
+    if (off > INT64_MAX || len > INT64_MAX)
+        return -EINVAL;
+    do
+        r = fallocate(fd, mode, (off_t)off, (off_t)len);
+    while (r < 0 && errno == EINTR);
+    return (int)ret(r);
+}
+
+int gyre__sys_unlinkat(int dirfd, const char *path, int flags)
+{
+    return (int)ret(unlinkat(dirfd, path, flags));
+}
+
+int gyre__sys_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                       unsigned flags)
+{
+    return (int)ret(renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
+}
+
+int gyre__sys_mkdirat(int dirfd, const char *path, unsigned mode)
+{
+    return (int)ret(mkdirat(dirfd, path, (mode_t)mode));
+}
+
+ssize_t gyre__sys_copy_file_range(int fd_in, uint64_t off_in, int fd_out, uint64_t off_out,
+                                  size_t len, unsigned flags)
+{
+    off64_t in, out;
+    ssize_t n;
+
+    if (off_in > INT64_MAX || off_out > INT64_MAX)
+        return -EINVAL;
+    in = (off64_t)off_in;
+    out = (off64_t)off_out;
+    do
+        n = copy_file_range(fd_in, &in, fd_out, &out, len, flags);
+    while (n < 0 && errno == EINTR);
+    return ret(n);
+}
+
+ssize_t gyre__sys_getdents(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = getdents64(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return ret(n);
+}
+
+ssize_t gyre__sys_preadv_nowait(int fd, const struct iovec *iov, int cnt, uint64_t off)
+{
+    if (off > INT64_MAX)
+        return -EINVAL;
+    return ret(preadv2(fd, iov, cnt, (off_t)off, RWF_NOWAIT));
+}
+
+int gyre__sys_fcntl_getfl(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    return flags < 0 ? -errno : flags;
+}
+
+int gyre__sys_dio_align(int fd, uint32_t *mem, uint32_t *off)
+{
+    struct statx stx;
+    char path[64];
+    unsigned long lbs = 0;
+    FILE *f;
+
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) < 0)
+        return -errno;
+    if ((stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align != 0) {
+        *mem = stx.stx_dio_mem_align;
+        *off = stx.stx_dio_offset_align;
+        return 0;
+    }
+    if ((stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align == 0)
+        return -EINVAL; /* the file system says: no O_DIRECT here */
+    /* Before 6.1: the logical block size of the device, for buffer and
+     * offset alike (what O_DIRECT required on every file system then). */
+    snprintf(path, sizeof path, "/sys/dev/block/%u:%u/queue/logical_block_size", stx.stx_dev_major,
+             stx.stx_dev_minor);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        /* A partition: its queue is its parent's. */
+        snprintf(path, sizeof path, "/sys/dev/block/%u:%u/../queue/logical_block_size",
+                 stx.stx_dev_major, stx.stx_dev_minor);
+        f = fopen(path, "re");
+    }
+    if (f == NULL)
+        return -EINVAL;
+    if (fscanf(f, "%lu", &lbs) != 1 || lbs == 0 || lbs > 65536)
+        lbs = 0;
+    fclose(f);
+    if (lbs == 0)
+        return -EINVAL;
+    *mem = *off = (uint32_t)lbs;
+    return 0;
 }

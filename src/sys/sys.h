@@ -122,6 +122,23 @@ ssize_t gyre__sys_pwritev(int fd, const struct iovec *iov, int cnt, uint64_t off
 int gyre__sys_openat(int dirfd, const char *path, int flags, unsigned mode); /* O_CLOEXEC; enomem */
 int gyre__sys_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out);
 int gyre__sys_fsync(int fd, int datasync);
+int gyre__sys_ftruncate(int fd, uint64_t len);
+int gyre__sys_fallocate(int fd, int mode, uint64_t off, uint64_t len);
+int gyre__sys_unlinkat(int dirfd, const char *path, int flags);
+int gyre__sys_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                       unsigned flags);
+int gyre__sys_mkdirat(int dirfd, const char *path, unsigned mode);
+ssize_t gyre__sys_copy_file_range(int fd_in, uint64_t off_in, int fd_out, uint64_t off_out,
+                                  size_t len, unsigned flags);
+ssize_t gyre__sys_getdents(int fd, void *buf, size_t len);
+/* One non-blocking try at a buffered read (preadv2 RWF_NOWAIT): the page
+ * cache's answer, or -EAGAIN when the data would have to come from the
+ * device. Never blocks, never injected (a miss is a normal outcome). */
+ssize_t gyre__sys_preadv_nowait(int fd, const struct iovec *iov, int cnt, uint64_t off);
+int gyre__sys_fcntl_getfl(int fd);
+/* O_DIRECT alignment of fd: statx STATX_DIOALIGN (6.1+), else the logical
+ * block size of the device under it (sysfs). 0 or -errno. */
+int gyre__sys_dio_align(int fd, uint32_t *mem, uint32_t *off);
 
 /* --- signals --- */
 
