@@ -60,13 +60,16 @@ build:
 	$(call configure,$(BUILD),$(GCC),$(RELEASE_FLAGS),OFF,)
 	$(call compile,$(BUILD))
 
-demo: build
+# The peers' packages go in before CMake configures, so the peers get built.
+demo:
 	@$(DEPS) plot
+	@$(MAKE) --no-print-directory build
 	$(BUILD)/bin/gyre-bench --quick
 
-bench: build
+bench:
 	@$(DEPS) plot
-	$(BUILD)/bin/gyre-bench
+	@$(MAKE) --no-print-directory build
+	scripts/bench-report.sh $(BUILD)
 
 test:
 	@$(DEPS) build

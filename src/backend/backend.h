@@ -119,6 +119,7 @@ static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
 #define GYRE__OPF_NATIVE 0x8u    /* carried by the backend's submit() */
 #define GYRE__OPF_TIMEDOUT 0x10u /* its deadline fired */
 #define GYRE__OPF_POOL 0x20u     /* with a pool lane (loop thread's view) */
+#define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
 
 struct gyre__backend {
     const char *name;

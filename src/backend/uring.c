@@ -11,26 +11,29 @@
  *     ASYNC_CANCEL, LINK_TIMEOUT, TIMEOUT
  *   FEAT_SUBMIT_STABLE                               5.5
  *   FEAT_RW_CUR_POS (offset -1), READ/WRITE,         5.6
- *     SEND/RECV, OPENAT, CLOSE, STATX, opcode probe
+ *     SEND/RECV, OPENAT, CLOSE, STATX, FALLOCATE,
+ *     opcode probe
  *   FEAT_FAST_POLL                                   5.7
  *   FEAT_POLL_32BITS (EPOLLRDHUP in poll masks)      5.9
  *   SETUP_R_DISABLED, REGISTER_ENABLE_RINGS          5.10
  *   FEAT_EXT_ARG (timeout in io_uring_enter), SHUTDOWN  5.11 (required)
+ *   RENAMEAT, UNLINKAT                               5.11
  *   POLL_ADD_MULTI (GYRE_EDGE), POLL_UPDATE          5.13
- *   REGISTER_IOWQ_MAX_WORKERS                        5.15
+ *   REGISTER_IOWQ_MAX_WORKERS, MKDIRAT               5.15
  *   SETUP_SUBMIT_ALL                                 5.18
  *   SETUP_COOP_TASKRUN, SETUP_TASKRUN_FLAG           5.19
  *   ACCEPT_MULTISHOT, ASYNC_CANCEL_FD/ALL/ANY        5.19
  *   REGISTER_PBUF_RING (provided-buffer rings)       5.19
  *   SETUP_SINGLE_ISSUER, RECV_MULTISHOT              6.0
  *   SETUP_DEFER_TASKRUN                              6.1
+ *   FTRUNCATE (kept only by the "full" profile)      6.9
  *
  * Features the opcode probe cannot see are inferred from it: IORING_OP_SOCKET
  * (5.19) stands for the 5.19 row, IORING_OP_SEND_ZC (6.0) for the 6.0 row;
  * setup flags are tried on a throwaway ring. GYRE_URING_PROFILE=5.15|6.1|full
  * (read once with secure_getenv) masks all this down to that kernel, so every
  * fallback runs on a new kernel; an unknown value means "full". 5.15 drops
- * the 5.18, 5.19, 6.0 and 6.1 rows; 6.1 masks nothing this file uses.
+ * the 5.18, 5.19, 6.0, 6.1 and 6.9 rows; 6.1 drops the 6.9 row.
  *
  * user_data: ops are 8-aligned, so the low 3 bits tag what a CQE is about
  * (TAG_*). A poll arm carries no pointer but (fd, arm sequence): an event is
@@ -172,8 +175,14 @@ struct probe {
     uint32_t submit_all, coop, single_issuer, defer;
     /* the rest (profile applied) */
     int poll_multi, accept_multi, recv_multi, pbuf_ring, cancel_fd, iowq_max;
+    /* IORING_OP_FTRUNCATE lies past this liburing's IORING_OP_LAST. */
+    int ftruncate;
     unsigned char ops[IORING_OP_LAST];
 };
+
+/* IORING_OP_FTRUNCATE (6.9) is newer than the liburing (2.3) gyre builds
+ * with; its number is fixed by the kernel ABI. */
+#define GYRE__IORING_OP_FTRUNCATE 55
 
 static struct probe probed;
 /* The last transient probe failure (-errno), for init() to report. */
@@ -293,6 +302,7 @@ static int probe_run(void)
         probed.ops[i] = (unsigned char)opcode_ok(p, i);
     v5_19 = opcode_ok(p, IORING_OP_SOCKET);
     v6_0 = opcode_ok(p, IORING_OP_SEND_ZC);
+    probed.ftruncate = opcode_ok(p, GYRE__IORING_OP_FTRUNCATE);
     gyre__free(p);
 
     {
@@ -329,6 +339,8 @@ static int probe_run(void)
         probed.submit_all = probed.coop = probed.single_issuer = probed.defer = 0;
         probed.accept_multi = probed.cancel_fd = probed.pbuf_ring = probed.recv_multi = 0;
     }
+    if (prof != PROF_FULL)
+        probed.ftruncate = 0; /* 6.9: newer than both profiles */
     probed.reason = "";
     return 1;
 }
@@ -754,8 +766,20 @@ static int gyre_uring_supports(void *state, unsigned opcode)
         return probed.accept_multi && probed.ops[IORING_OP_ACCEPT];
     case GYRE__OP_RECV_MULTI:
         return probed.recv_multi && probed.pbuf_ring && probed.ops[IORING_OP_RECV];
+    case GYRE__OP_FTRUNCATE:
+        return probed.ftruncate;
+    case GYRE__OP_FALLOCATE:
+        return probed.ops[IORING_OP_FALLOCATE];
+    case GYRE__OP_UNLINKAT:
+        return probed.ops[IORING_OP_UNLINKAT];
+    case GYRE__OP_RENAMEAT:
+        return probed.ops[IORING_OP_RENAMEAT];
+    case GYRE__OP_MKDIRAT:
+        return probed.ops[IORING_OP_MKDIRAT];
     default:
-        return 0; /* NONE, WORK: the core's */
+        /* NONE, WORK: the core's; COPY_FILE_RANGE, GETDENTS: io_uring has
+         * no opcode for them (as of 6.18), so they go to the pool. */
+        return 0;
     }
 }
 
@@ -923,6 +947,22 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
         io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = *(const uint16_t *)addr;
+        break;
+    case GYRE__OP_FTRUNCATE:
+        /* The length travels in sqe->off; every other field must be 0. */
+        io_uring_prep_rw(GYRE__IORING_OP_FTRUNCATE, sqe, fd, NULL, 0, off);
+        break;
+    case GYRE__OP_FALLOCATE:
+        io_uring_prep_fallocate(sqe, fd, (int)arg, (off_t)off, (off_t)op->gyre__priv.off2);
+        break;
+    case GYRE__OP_UNLINKAT:
+        io_uring_prep_unlinkat(sqe, fd, addr, (int)arg);
+        break;
+    case GYRE__OP_RENAMEAT:
+        io_uring_prep_renameat(sqe, fd, addr, (int)op->gyre__priv.arg2, op->gyre__priv.addr2, arg);
+        break;
+    case GYRE__OP_MKDIRAT:
+        io_uring_prep_mkdirat(sqe, fd, addr, op->gyre__priv.arg2);
         break;
     default:
         io_uring_prep_nop(sqe); /* unreachable: submit() checked */

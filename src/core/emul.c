@@ -271,14 +271,20 @@ static void run_reads(gyre_loop *loop, int fd)
             return;
         if (opc == GYRE__OP_ACCEPT_MULTI) {
             /* Each connection is one of many; an error ends the multishot,
-             * as the kernel's does. */
+             * as the kernel's does. On a blocking listener a second accept
+             * could block the loop: one per readiness there. */
+            stop = r < 0 || ++accepts == ACCEPT_BURST || gyre__fd_is_blocking(loop, fd);
             finish(loop, op, r, r >= 0 ? GYRE_OP_MORE : 0, 0);
-            if (r < 0 || ++accepts == ACCEPT_BURST)
+            if (stop)
                 return;
             continue;
         }
-        /* Decide before the callback, which may free or reuse op. */
-        stop = drained(op, r) || was_last;
+        /* Decide before the callback, which may free or reuse op. A
+         * blocking fd (a pipe the user did not make non-blocking) gets one
+         * try per readiness: a second could block the loop. Sockets are
+         * read with MSG_DONTWAIT and need no such care. */
+        stop = drained(op, r) || was_last ||
+               ((opc == GYRE__OP_READ || opc == GYRE__OP_READV) && gyre__fd_is_blocking(loop, fd));
         finish(loop, op, r, 0, 0);
         if (stop)
             return;

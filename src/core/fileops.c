@@ -48,16 +48,32 @@ static int is_rw(unsigned opc)
            opc == GYRE__OP_WRITEV;
 }
 
+/* Both learnt from one F_GETFL, once per fd (forgotten when gyre closes
+ * it, or set from the open that made it). */
+static void learn_flags(struct gyre__fdent *e, int fd)
+{
+    int fl = gyre__sys_fcntl_getfl(fd);
+
+    e->direct = fl >= 0 && (fl & O_DIRECT) ? 1 : 2;
+    e->blocking = fl >= 0 && !(fl & O_NONBLOCK) ? 1 : 2;
+}
+
 int gyre__fd_is_direct(gyre_loop *loop, int fd)
 {
     struct gyre__fdent *e = &loop->fds[fd];
 
-    if (e->direct == 0) {
-        int fl = gyre__sys_fcntl_getfl(fd);
-
-        e->direct = fl >= 0 && (fl & O_DIRECT) ? 1 : 2;
-    }
+    if (e->direct == 0)
+        learn_flags(e, fd);
     return e->direct == 1;
+}
+
+int gyre__fd_is_blocking(gyre_loop *loop, int fd)
+{
+    struct gyre__fdent *e = &loop->fds[fd];
+
+    if (e->blocking == 0)
+        learn_flags(e, fd);
+    return e->blocking == 1;
 }
 
 /* Whether every buffer, the offset and every length of a read or write on an

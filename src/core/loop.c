@@ -459,13 +459,19 @@ static int iterate(gyre_loop *loop, gyre_run_mode mode)
     uint64_t fired = loop->stats.timers_fired;
     int n;
 
-    loop->now_ns = gyre__sys_now_ns();
-    gyre__timers_run(loop);
-    gyre__hooks_run(loop, GYRE_HOOK_IDLE);
-    gyre__hooks_run(loop, GYRE_HOOK_PREPARE);
+    /* The time was taken after the last wait (or when run began): the
+     * wait is where time passes, so one clock read per iteration is enough. */
+    if (loop->heap_len != 0)
+        gyre__timers_run(loop);
+    if (!gyre__list_empty(&loop->hooks[GYRE_HOOK_IDLE]))
+        gyre__hooks_run(loop, GYRE_HOOK_IDLE);
+    if (!gyre__list_empty(&loop->hooks[GYRE_HOOK_PREPARE]))
+        gyre__hooks_run(loop, GYRE_HOOK_PREPARE);
 
-    gyre__ops_flush(loop);
-    gyre__fd_flush(loop);
+    if (loop->link_hold != NULL)
+        gyre__ops_flush(loop);
+    if (loop->ndirty != 0)
+        gyre__fd_flush(loop);
     n = loop->be->wait(loop->be_state, wait_timeout(loop, mode, loop->stats.timers_fired != fired),
                        loop->events, (int)loop->max_events);
     loop->stats.kernel_waits++;
@@ -474,14 +480,17 @@ static int iterate(gyre_loop *loop, gyre_run_mode mode)
         n = 0;
     if (n < 0)
         return n;
-    gyre__ops_dispatch_ready(loop);
+    if (!gyre__opq_empty(&loop->ready))
+        gyre__ops_dispatch_ready(loop);
     gyre__io_dispatch(loop, n);
     /* Ops that completed inside those callbacks (a send that went out at
      * once, say) are called back now rather than after another kernel
      * wait: an echo costs one wait per message, as a hand-written loop
      * does. */
-    gyre__ops_dispatch_ready(loop);
-    gyre__hooks_run(loop, GYRE_HOOK_CHECK);
+    if (!gyre__opq_empty(&loop->ready))
+        gyre__ops_dispatch_ready(loop);
+    if (!gyre__list_empty(&loop->hooks[GYRE_HOOK_CHECK]))
+        gyre__hooks_run(loop, GYRE_HOOK_CHECK);
     /* A once-run must make progress on timers even if the wait was cut short
      * by something else, as libuv's UV_RUN_ONCE does. */
     if (mode == GYRE_RUN_ONCE)
@@ -502,6 +511,7 @@ GYRE_API int gyre_loop_run(gyre_loop *loop, gyre_run_mode mode)
     if (atomic_exchange(&loop->running, 1))
         return -EBUSY;
     loop->stop_flag = 0;
+    loop->now_ns = gyre__sys_now_ns();
     if (mode == GYRE_RUN_DEFAULT) {
         while (r == 0 && loop->refs > 0 && !loop->stop_flag)
             r = iterate(loop, mode);

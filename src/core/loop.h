@@ -50,6 +50,7 @@ struct gyre__fdent {
     uint8_t dirty;             /* on loop->dirty: kmask may differ from what ops want */
     uint8_t kind;              /* enum gyre__fdkind: whether writes may be sends */
     uint8_t direct;            /* O_DIRECT: 0 not known yet, 1 yes, 2 no */
+    uint8_t blocking;          /* O_NONBLOCK clear: 0 not known yet, 1 yes, 2 no */
     uint32_t dio_mem, dio_off; /* its O_DIRECT alignment, 0 = not known yet */
 };
 
@@ -249,6 +250,8 @@ void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags
 void gyre__op_ready(gyre_loop *loop, gyre_op *op, int64_t res);
 /* Files (fileops.c). */
 int gyre__fd_is_direct(gyre_loop *loop, int fd);
+/* 1 if fd lacks O_NONBLOCK (learnt once with F_GETFL). */
+int gyre__fd_is_blocking(gyre_loop *loop, int fd);
 /* Before a file op goes anywhere: an O_DIRECT read or write that breaks the
  * fd's alignment rules, or a buffered read the page cache answers whole, is
  * completed here (ready). Returns 1 if so. */

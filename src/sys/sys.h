@@ -140,8 +140,63 @@ int gyre__sys_fcntl_getfl(int fd);
  * block size of the device under it (sysfs). 0 or -errno. */
 int gyre__sys_dio_align(int fd, uint32_t *mem, uint32_t *off);
 
+/* --- Linux kernel AIO (aio.c) ---
+ * Raw syscalls (no libaio). A context is an opaque 64-bit handle, so this
+ * header needs no <linux/aio_abi.h> (whose <linux/fs.h> clashes with some
+ * libc headers); struct iocb and struct io_event come from it in the files
+ * that build them. */
+
+struct iocb;
+struct io_event;
+
+/* io_setup(nr, &ctx). enomem injected; -EAGAIN is fs.aio-max-nr used up. */
+int gyre__sys_io_setup(unsigned nr, uint64_t *ctx);
+/* io_destroy: waits for the context's in-flight I/O (Linux 4.0+); -EINVAL
+ * for a context this process does not have (a child after fork). Never
+ * injected. */
+int gyre__sys_io_destroy(uint64_t ctx);
+/* io_submit: how many of the nr iocbs the kernel took (the first n), or
+ * -errno for iocbs[0] when it took none. eagain injected for the whole call,
+ * before the kernel sees any iocb. */
+int gyre__sys_io_submit(uint64_t ctx, long nr, struct iocb **iocbs);
+/* io_getevents with timeout_ns (-1 forever, 0 poll): how many events, or
+ * -errno. Never injected (a zero-timeout call cannot be interrupted). */
+int gyre__sys_io_getevents(uint64_t ctx, long min_nr, long nr, struct io_event *evs,
+                           int64_t timeout_ns);
+/* io_cancel: 0 with *result filled, or -errno (-EINVAL for every file read,
+ * write and sync: only some USB gadget fds implement cancellation). Never
+ * injected. */
+int gyre__sys_io_cancel(uint64_t ctx, struct iocb *iocb, struct io_event *result);
+/* memfd_create(name, MFD_CLOEXEC): a throwaway file for feature probes.
+ * enomem injected. */
+int gyre__sys_memfd(const char *name);
+
 /* --- signals --- */
 
 int gyre__sys_sigaction(int signo, const struct sigaction *act, struct sigaction *old);
+
+/* --- POSIX AIO (paio.c): glibc's aio_*, for the posixaio file engine ---
+ * The aiocb must stay put and untouched from a successful start until
+ * gyre__sys_aio_error() says the request is finished: glibc's helper thread
+ * reads and writes it (and the buffer) until then. */
+
+struct aiocb; /* <aio.h> */
+
+/* Hand a request to glibc: 0, or -errno and the request never runs (-EAGAIN:
+ * glibc cannot take it now). eagain injected, and short for reads and
+ * writes (aio_nbytes is shrunk in place before glibc sees it). */
+int gyre__sys_aio_read(struct aiocb *cb);
+int gyre__sys_aio_write(struct aiocb *cb);
+int gyre__sys_aio_fsync(struct aiocb *cb, int datasync); /* O_DSYNC or O_SYNC; eagain */
+/* 0: finished without error; -EINPROGRESS: not finished; else the
+ * request's error as -errno (-ECANCELED when aio_cancel removed it). */
+int gyre__sys_aio_error(const struct aiocb *cb);
+/* The result of a finished request (bytes, 0, or -errno); call once. */
+int64_t gyre__sys_aio_return(struct aiocb *cb);
+/* AIO_CANCELED, AIO_NOTCANCELED or AIO_ALLDONE (all >= 0), or -errno. */
+int gyre__sys_aio_cancel(int fd, struct aiocb *cb);
+/* Waits until one of list[0..n) (NULLs ignored) is finished or timeout_ns
+ * passes (-1: forever): 0, -EAGAIN (timeout), -EINTR. */
+int gyre__sys_aio_suspend(const struct aiocb *const list[], int n, int64_t timeout_ns);
 
 #endif

@@ -80,10 +80,23 @@ struct bench_scenario {
      * are recorded as results instead. */
     int (*run)(bench_ctx *ctx, const char *backend);
     const bench_plot *plot; /* NULL: no chart */
+    /* Instead of run: called once with every selected backend, for a
+     * scenario that compares its subjects within each round (servers
+     * interleaved), which one call per backend cannot do. */
+    int (*run_once)(bench_ctx *ctx, const char *const *backends, size_t n_backends);
+    /* Further tables (NULL-terminated) the scenario records into, each with
+     * its own title and unit; printed and plotted after its own. */
+    const bench_scenario *const *tables;
+    /* The unit grows with speed (msgs/s, a ratio to a baseline). */
+    int higher_is_better;
+    /* Prints, ahead of the tables, what the figures depend on besides gyre
+     * and the kernel (e.g. the versions of the programs compared). */
+    void (*describe)(void);
 };
 
 extern const bench_scenario bench_scenario_idle;
 extern const bench_scenario bench_scenario_timers;
+extern const bench_scenario bench_scenario_echo;
 
 /* --- results (report.c) --- */
 

@@ -19,12 +19,13 @@
 static const bench_scenario *const scenarios[] = {
     &bench_scenario_idle,
     &bench_scenario_timers,
+    &bench_scenario_echo,
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
 /* The backends "all" means; an explicit --backend may name any backend
  * gyre_backend_supported() knows. */
-static const char *const all_backends[] = {"select", "poll", "epoll"};
+static const char *const all_backends[] = {"select", "poll", "epoll", "uring"};
 #define N_ALL_BACKENDS (sizeof all_backends / sizeof all_backends[0])
 #define MAX_BACKENDS 16
 
@@ -99,6 +100,29 @@ static const bench_scenario *find_scenario(const char *name)
         if (strcmp(scenarios[i]->name, name) == 0)
             return scenarios[i];
     return NULL;
+}
+
+/* A scenario's description, its own table and the further ones it fills. */
+static void print_scenario(const bench_ctx *ctx, const bench_scenario *s)
+{
+    const bench_scenario *const *t;
+
+    if (s->describe)
+        s->describe();
+    bench_print_table(ctx, s);
+    for (t = s->tables; t && *t; t++)
+        bench_print_table(ctx, *t);
+}
+
+static int plot_scenario(const bench_ctx *ctx, const bench_scenario *s, const char *dir)
+{
+    const bench_scenario *const *t;
+    int rc = bench_plot_scenario(ctx, s, dir);
+
+    for (t = s->tables; t && *t; t++)
+        if (bench_plot_scenario(ctx, *t, dir) != 0)
+            rc = -1;
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -176,7 +200,12 @@ int main(int argc, char **argv)
     for (i = 0; i < N_SCENARIOS; i++) {
         if (!selected[i])
             continue;
-        for (b = 0; b < n_backends; b++) {
+        if (scenarios[i]->run_once && scenarios[i]->run_once(&ctx, backends, n_backends) != 0) {
+            bench_progress_clear();
+            fprintf(stderr, "gyre-bench: %s could not go on; stopping\n", scenarios[i]->name);
+            rc = 1;
+        }
+        for (b = 0; !scenarios[i]->run_once && b < n_backends; b++) {
             if (scenarios[i]->run(&ctx, backends[b]) != 0) {
                 bench_progress_clear();
                 fprintf(stderr, "gyre-bench: %s on %s could not go on; stopping\n",
@@ -186,7 +215,7 @@ int main(int argc, char **argv)
             }
         }
         bench_progress_clear();
-        bench_print_table(&ctx, scenarios[i]);
+        print_scenario(&ctx, scenarios[i]);
         if (rc != 0)
             break;
     }
@@ -199,7 +228,7 @@ int main(int argc, char **argv)
         rc = 1;
     }
     for (i = 0; plot_dir && i < N_SCENARIOS; i++)
-        if (selected[i] && bench_plot_scenario(&ctx, scenarios[i], plot_dir) != 0)
+        if (selected[i] && plot_scenario(&ctx, scenarios[i], plot_dir) != 0)
             rc = 1;
     bench_ctx_free(&ctx);
     return rc;

@@ -134,7 +134,8 @@ void bench_print_table(const bench_ctx *ctx, const bench_scenario *s)
     if (n_rows == 0)
         goto out;
 
-    printf("%s (%s, median of %d rounds [min-max]; lower is better)\n", s->title, s->unit, rounds);
+    printf("%s (%s, median of %d rounds [min-max]; %s is better)\n", s->title, s->unit, rounds,
+           s->higher_is_better ? "higher" : "lower");
     printf("%-*s", width[0], "backend");
     for (c = 0; c < n_cols; c++)
         printf("   %-*s", width[c + 1], cols[c]);
