@@ -6,14 +6,15 @@
  * process, so a test may leave signal dispositions, rlimits or fds behind.
  *
  * A skip is accepted only when allowed-skips.txt lists the (test, backend)
- * pair: a capability a backend silently lost must show up as a failure, not
- * as a quiet drop in coverage.
+ * pair, or (test, backend/engine) for a run with GYRE_FILE_ENGINE set: a
+ * capability a backend silently lost must show up as a failure, not as a
+ * quiet drop in coverage.
  */
 #include "runner.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,11 +40,25 @@ static const struct test_case tests[] = {
 
 static const char *current_test = "?";
 
+static const char *env_file_engine(void);
+
+/* "backend", or "backend/engine" with an explicit file engine, for messages. */
+static const char *run_name(void)
+{
+    static char name[128];
+    const char *engine = env_file_engine();
+
+    if (engine == NULL)
+        return test_backend();
+    snprintf(name, sizeof name, "%s/%s", test_backend(), engine);
+    return name;
+}
+
 void test_fail(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "FAIL %s [%s] %s:%d: ", current_test, test_backend(), file, line);
+    fprintf(stderr, "FAIL %s [%s] %s:%d: ", current_test, run_name(), file, line);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -51,9 +66,21 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     exit(1);
 }
 
-/* Returns 1 if allowed-skips.txt has a line "test backend [# reason]". */
+/* The explicit file engine of this run, or NULL. */
+static const char *env_file_engine(void)
+{
+    const char *env = getenv("GYRE_FILE_ENGINE");
+
+    return env != NULL && *env != '\0' && strcmp(env, "auto") != 0 ? env : NULL;
+}
+
+/* Returns 1 if allowed-skips.txt has a line "test backend [# reason]"; with
+ * an explicit file engine, "test backend/engine" also matches. */
 static int skip_allowed(const char *test, const char *backend)
 {
+    char both[128] = "";
+    const char *engine = env_file_engine();
+
     char line[512];
     FILE *f = fopen(GYRE_TEST_ALLOWED_SKIPS, "r");
     int found = 0;
@@ -62,14 +89,17 @@ static int skip_allowed(const char *test, const char *backend)
         fprintf(stderr, "cannot open %s: %s\n", GYRE_TEST_ALLOWED_SKIPS, strerror(errno));
         return 0;
     }
+    if (engine != NULL)
+        snprintf(both, sizeof both, "%s/%s", backend, engine);
     while (!found && fgets(line, sizeof line, f) != NULL) {
-        char name[256], be[64];
+        char name[256], be[128];
         char *hash = strchr(line, '#');
 
         if (hash != NULL)
             *hash = '\0';
-        if (sscanf(line, "%255s %63s", name, be) == 2)
-            found = strcmp(name, test) == 0 && strcmp(be, backend) == 0;
+        if (sscanf(line, "%255s %127s", name, be) == 2)
+            found = strcmp(name, test) == 0 &&
+                    (strcmp(be, backend) == 0 || (both[0] != '\0' && strcmp(be, both) == 0));
     }
     fclose(f);
     return found;
@@ -81,10 +111,10 @@ void test_skip(const char *file, int line, const char *reason)
 
     if (!skip_allowed(current_test, backend)) {
         fprintf(stderr, "FAIL %s [%s] %s:%d: unexpected skip (%s); not in %s\n", current_test,
-                backend, file, line, reason, GYRE_TEST_ALLOWED_SKIPS);
+                run_name(), file, line, reason, GYRE_TEST_ALLOWED_SKIPS);
         exit(1);
     }
-    printf("SKIP %s [%s]: %s\n", current_test, backend, reason);
+    printf("SKIP %s [%s]: %s\n", current_test, run_name(), reason);
     exit(77);
 }
 
@@ -128,6 +158,20 @@ const char *test_backend(void)
 int test_backend_is(const char *backend)
 {
     return strcmp(test_backend(), backend) == 0;
+}
+
+const char *test_file_engine(void)
+{
+    const char *engine = env_file_engine();
+
+    if (engine != NULL)
+        return engine;
+    return test_backend_is("uring") ? "uring" : "pool";
+}
+
+int test_file_engine_is(const char *name)
+{
+    return strcmp(test_file_engine(), name) == 0;
 }
 
 size_t test_nofile(size_t want)
@@ -298,25 +342,26 @@ int test_bad_fd(void)
 static char tmpdir[PATH_MAX];
 static pid_t tmpdir_owner;
 
-/* The directory is flat (tests make files, not trees), so one readdir pass
- * empties it. Only the process that made it removes it: a forked child that
- * exits must not pull the files from under its parent. */
+static int tmpdir_remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0; /* keep going: remove as much as possible */
+}
+
+/* Depth first (FTW_DEPTH), so a directory is empty when its turn comes; file
+ * tests make subdirectories (mkdirat, readdir). Only the process that made
+ * it removes it: a forked child that exits must not pull the files from
+ * under its parent. */
 static void tmpdir_remove(void)
 {
-    DIR *d;
-    struct dirent *e;
-
     if (tmpdir[0] == '\0' || getpid() != tmpdir_owner)
         return;
-    d = opendir(tmpdir);
-    if (d != NULL) {
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-                unlinkat(dirfd(d), e->d_name, 0);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir);
+    nftw(tmpdir, tmpdir_remove_one, 16, FTW_DEPTH | FTW_PHYS);
     tmpdir[0] = '\0';
 }
 

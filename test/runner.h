@@ -75,6 +75,12 @@ size_t test_scale(size_t n);
 const char *test_backend(void);
 int test_backend_is(const char *name);
 
+/* The file engine under test: GYRE_FILE_ENGINE if set (and not "auto"),
+ * else what "auto" picks for the backend under test ("uring" on uring, else
+ * "pool"). */
+const char *test_file_engine(void);
+int test_file_engine_is(const char *name);
+
 /* Raises the RLIMIT_NOFILE soft limit towards `want` (never above the hard
  * limit) and returns the soft limit now in force. */
 size_t test_nofile(size_t want);
@@ -121,8 +127,9 @@ int test_tcp_listener(struct sockaddr_in *addr);
 int test_bad_fd(void);
 
 /* A private directory for the test's files (mkdtemp under $TMPDIR or /tmp),
- * made on first use and removed with its files when the process that made it
- * exits, including on a failed assertion. test_tmppath() names a file in it. */
+ * made on first use and removed with everything in it (subdirectories
+ * included) when the process that made it exits, including on a failed
+ * assertion. test_tmppath() names a file in it. */
 const char *test_tmpdir(void);
 void test_tmppath(char *out, size_t len, const char *name);
 

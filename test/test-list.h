@@ -6,7 +6,8 @@
  * Labels: the area (timers, watch, async, signals, hooks, loop, lib, faults,
  * ops), plus "threads" for tests that start threads, "heavy" for tests that
  * load the machine (they are serialised) and "files" for tests that touch
- * regular files (run again on uring with GYRE_FILE_ENGINE=pool). Every test
+ * regular files (run again on uring with GYRE_FILE_ENGINE=pool, and on epoll
+ * and uring with GYRE_FILE_ENGINE=linuxaio and =posixaio). Every test
  * labelled "watch" or "ops" is also run under GYRE_FAULTS with several seeds,
  * so those tests must count outcomes rather than iterations; "ops" tests also
  * run on uring under the GYRE_URING_PROFILE kernel profiles. "seccomp" tests
@@ -139,5 +140,27 @@ TEST_ENTRY(op_fork_work, "ops;threads")
 TEST_ENTRY(op_loop_info, "ops;files")
 TEST_ENTRY(op_stats_pingpong, "ops")
 TEST_ENTRY(op_faults_injected, "ops;faults")
+TEST_ENTRY(file_rw_random, "ops;files")
+TEST_ENTRY(file_read_eof, "files")
+TEST_ENTRY(file_fsync_readback, "files")
+TEST_ENTRY(file_inline_cached, "files")
+TEST_ENTRY(file_direct_rw, "files")
+TEST_ENTRY(file_direct_misaligned, "files")
+TEST_ENTRY(file_direct_fd_reuse, "files")
+TEST_ENTRY(file_direct_fd_reuse_buffered, "files")
+TEST_ENTRY(file_err_ebadf, "ops;files")
+TEST_ENTRY(file_err_eisdir, "ops;files")
+TEST_ENTRY(file_err_enoent, "ops;files")
+TEST_ENTRY(file_err_eexist, "ops;files")
+TEST_ENTRY(file_ftruncate, "ops;files")
+TEST_ENTRY(file_fallocate, "ops;files")
+TEST_ENTRY(file_unlinkat, "ops;files")
+TEST_ENTRY(file_renameat, "ops;files")
+TEST_ENTRY(file_mkdirat, "ops;files")
+TEST_ENTRY(file_copy_file_range, "ops;files")
+TEST_ENTRY(file_readdir, "ops;files")
+TEST_ENTRY(file_scale, "files;threads;heavy")
+TEST_ENTRY(file_cancel_queued, "files;threads")
+TEST_ENTRY(file_slow_lane_blocked, "files;threads")
 TEST_ENTRY(seccomp_uring_setup_blocked, "seccomp")
 TEST_ENTRY(seccomp_uring_enter_blocked, "seccomp")

@@ -120,6 +120,7 @@ static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
 #define GYRE__OPF_TIMEDOUT 0x10u /* its deadline fired */
 #define GYRE__OPF_POOL 0x20u     /* with a pool lane (loop thread's view) */
 #define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
+#define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
 
 struct gyre__backend {
     const char *name;

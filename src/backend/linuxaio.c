@@ -57,7 +57,9 @@
  * The core: (1) an event with res -EAGAIN means "not run": send the op to the
  * pool, as for a submit() that returned -EAGAIN. (2) fini() drops queued ops
  * and waits for (and discards) those in the kernel: cancel the queued ones and
- * reap the others first. (3) Deadlines are the core's: the kernel has none.
+ * reap the others first. In a child after fork fini() waits for nothing (the
+ * parent's context is not in the child's mm) and only frees memory and the
+ * eventfd. (3) Deadlines are the core's: the kernel has none.
  */
 #include <errno.h>
 #include <linux/aio_abi.h>

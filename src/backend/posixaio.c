@@ -141,6 +141,7 @@ struct slot {
 
 struct pa {
     int signo;
+    int pid; /* the process that made it (fini's fork test) */
     uint32_t nlive, nfree;
     struct opq wait; /* taken, waiting for a slot, in submission order */
     struct opq done; /* finished without glibc, to report */
@@ -324,6 +325,7 @@ static int pa_init(void **state, const char **reason)
         return -ENOMEM;
     }
     pa->signo = signo;
+    pa->pid = gyre__sys_getpid();
     for (uint32_t i = 0; i < SLOTS; i++)
         pa->freel[i] = SLOTS - 1 - i;
     pa->nfree = SLOTS;
@@ -333,7 +335,9 @@ static int pa_init(void **state, const char **reason)
 
 /* Forgets every op it holds (none is reported), after cancelling what glibc
  * has not started and waiting for the rest: glibc's helpers write into the
- * slab's aiocbs and the ops' buffers until their requests finish. */
+ * slab's aiocbs and the ops' buffers until their requests finish. In a child
+ * after fork() the slots are copies of the parent's requests that no helper
+ * of this process runs: they are only forgotten (waiting would never end). */
 static void pa_fini(void *state)
 {
     struct pa *pa = state;
@@ -346,6 +350,10 @@ static void pa_fini(void *state)
         op_forget(op);
     while ((op = q_pop(&pa->done)) != NULL)
         op_forget(op);
+    if (gyre__sys_getpid() != pa->pid) {
+        gyre__free(pa);
+        return;
+    }
     for (uint32_t k = 0; k < pa->nlive; k++) {
         struct slot *s = &pa->slots[pa->live[k]];
 

@@ -83,13 +83,26 @@ int gyre__fd_sync(gyre_loop *loop, int fd, int force)
     return 0;
 }
 
-int gyre__fd_is_socket(gyre_loop *loop, int fd)
+static int fd_kind(gyre_loop *loop, int fd)
 {
     struct gyre__fdent *e = &loop->fds[fd];
 
-    if (e->kind == GYRE__FD_UNKNOWN)
-        e->kind = gyre__sys_is_socket(fd) > 0 ? GYRE__FD_SOCKET : GYRE__FD_OTHER;
-    return e->kind == GYRE__FD_SOCKET;
+    if (e->kind == GYRE__FD_UNKNOWN) {
+        int k = gyre__sys_fd_kind(fd);
+
+        e->kind = k == 1 ? GYRE__FD_SOCKET : k == 2 ? GYRE__FD_FILE : GYRE__FD_OTHER;
+    }
+    return e->kind;
+}
+
+int gyre__fd_is_socket(gyre_loop *loop, int fd)
+{
+    return fd_kind(loop, fd) == GYRE__FD_SOCKET;
+}
+
+int gyre__fd_is_file(gyre_loop *loop, int fd)
+{
+    return fd_kind(loop, fd) == GYRE__FD_FILE;
 }
 
 void gyre__fd_learn(gyre_loop *loop, int fd, enum gyre__fdkind kind)

@@ -48,31 +48,31 @@ static int is_rw(unsigned opc)
            opc == GYRE__OP_WRITEV;
 }
 
-/* Both learnt from one F_GETFL, once per fd (forgotten when gyre closes
- * it, or set from the open that made it). */
-static void learn_flags(struct gyre__fdent *e, int fd)
+/* O_DIRECT is asked of the kernel at every file read or write (one
+ * fcntl), never cached: the file behind a number changes without gyre when
+ * a program closes it and opens another (test file_direct_fd_reuse), and a
+ * wrong guess would send an O_DIRECT read down the inline path (where the
+ * device read runs on the loop thread) or skip the alignment check. */
+int gyre__fd_is_direct(gyre_loop *loop, int fd)
 {
     int fl = gyre__sys_fcntl_getfl(fd);
 
-    e->direct = fl >= 0 && (fl & O_DIRECT) ? 1 : 2;
-    e->blocking = fl >= 0 && !(fl & O_NONBLOCK) ? 1 : 2;
+    (void)loop;
+    return fl >= 0 && (fl & O_DIRECT);
 }
 
-int gyre__fd_is_direct(gyre_loop *loop, int fd)
-{
-    struct gyre__fdent *e = &loop->fds[fd];
-
-    if (e->direct == 0)
-        learn_flags(e, fd);
-    return e->direct == 1;
-}
-
+/* Whether a read may block is cached: a wrong guess costs at most a spare
+ * try per readiness (told blocking) or is the program's own doing (a
+ * blocking fd swapped in under a number gyre saw non-blocking). */
 int gyre__fd_is_blocking(gyre_loop *loop, int fd)
 {
     struct gyre__fdent *e = &loop->fds[fd];
 
-    if (e->blocking == 0)
-        learn_flags(e, fd);
+    if (e->blocking == 0) {
+        int fl = gyre__sys_fcntl_getfl(fd);
+
+        e->blocking = fl >= 0 && !(fl & O_NONBLOCK) ? 1 : 2;
+    }
     return e->blocking == 1;
 }
 
@@ -80,29 +80,24 @@ int gyre__fd_is_blocking(gyre_loop *loop, int fd)
  * O_DIRECT fd follow its rules: a misaligned request fails here, before any
  * engine sees it, because the kernel's answer differs by engine and file
  * system and a user must never see memory outside the buffer touched. */
-static int aligned(gyre_loop *loop, const gyre_op *op)
+static int aligned(const gyre_op *op)
 {
-    struct gyre__fdent *e = &loop->fds[op->gyre__priv.fd];
     struct iovec one = {.iov_base = op->gyre__priv.addr, .iov_len = op->gyre__priv.len};
     const struct iovec *iov = &one;
-    uint32_t cnt = 1;
+    uint32_t cnt = 1, mem, off;
 
-    if (e->dio_off == 0) {
-        uint32_t mem, off;
-
-        if (gyre__sys_dio_align(op->gyre__priv.fd, &mem, &off) < 0)
-            return 1; /* no rules known: let the kernel judge */
-        e->dio_mem = mem;
-        e->dio_off = off;
-    }
+    /* The rules of the file there now (see gyre__fd_is_direct): one statx
+     * per O_DIRECT op, small next to the device I/O it guards. */
+    if (gyre__sys_dio_align(op->gyre__priv.fd, &mem, &off) < 0)
+        return 1; /* no rules known: let the kernel judge */
     if (op->gyre__priv.opcode == GYRE__OP_READV || op->gyre__priv.opcode == GYRE__OP_WRITEV) {
         iov = op->gyre__priv.addr;
         cnt = op->gyre__priv.len;
     }
-    if (op->gyre__priv.off != GYRE_OFF_CUR && op->gyre__priv.off % e->dio_off != 0)
+    if (op->gyre__priv.off != GYRE_OFF_CUR && op->gyre__priv.off % off != 0)
         return 0;
     for (uint32_t i = 0; i < cnt; i++) {
-        if ((uintptr_t)iov[i].iov_base % e->dio_mem != 0 || iov[i].iov_len % e->dio_off != 0)
+        if ((uintptr_t)iov[i].iov_base % mem != 0 || iov[i].iov_len % off != 0)
             return 0;
     }
     return 1;
@@ -119,7 +114,8 @@ int gyre__file_precheck(gyre_loop *loop, gyre_op *op)
     if (!is_rw(opc))
         return 0;
     if (gyre__fd_is_direct(loop, op->gyre__priv.fd)) {
-        if (!aligned(loop, op)) {
+        op->gyre__priv.sflags |= GYRE__OPF_DIRECT;
+        if (!aligned(op)) {
             gyre__op_ready(loop, op, -EINVAL);
             return 1;
         }

@@ -153,7 +153,8 @@ static int pick_file_engine(gyre_loop *loop, const gyre_loop_opts *opts)
         loop->files_native = 1;
         return 0;
     }
-    return -EINVAL;
+    loop->files_native = 0;
+    return gyre__engine_open(loop, name);
 }
 
 GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
@@ -220,15 +221,15 @@ GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
         goto fail;
     }
     loop->be_opts = bo;
-    r = pick_file_engine(loop, opts);
-    if (r < 0)
-        goto fail;
     r = gyre__sys_eventfd(0, EFD_NONBLOCK);
     if (r < 0)
         goto fail;
     loop->wake_fd = r;
     loop->now_ns = gyre__sys_now_ns();
     r = gyre__watch_start_internal(loop, &loop->wake_watch, loop->wake_fd, wake_cb);
+    if (r < 0)
+        goto fail;
+    r = pick_file_engine(loop, opts);
     if (r < 0)
         goto fail;
 
@@ -242,6 +243,7 @@ GYRE_API int gyre_loop_new(gyre_loop **out, const gyre_loop_opts *opts)
     return 0;
 
 fail:
+    gyre__engine_close(loop);
     if (loop->post_lock_ok)
         pthread_mutex_destroy(&loop->post_lock);
     if (loop->wake_fd >= 0)
@@ -261,6 +263,7 @@ GYRE_API int gyre_loop_free(gyre_loop *loop)
     if (atomic_load(&loop->running) || loop->active != 0 || !gyre__list_empty(&loop->bufpools))
         return -EBUSY;
     gyre_watch_stop(&loop->wake_watch);
+    gyre__engine_close(loop);
     if (loop->pool != NULL) {
         gyre__pool_detach(loop->pool);
         if (loop->pool_owned)
@@ -533,7 +536,9 @@ GYRE_API int gyre_loop_info(const gyre_loop *loop, gyre_info *out)
     if (loop->be->info != NULL)
         loop->be->info(loop->be_state, out);
     out->backend = loop->be->name;
-    out->file_engine = loop->files_native ? loop->be->name : "pool";
+    out->file_engine = loop->files_native ? loop->be->name
+                       : loop->fe != NULL ? loop->fe->name
+                                          : "pool";
     out->reason = loop->reason != NULL ? loop->reason : "";
     out->caps = loop->caps;
     return 0;
@@ -599,5 +604,5 @@ GYRE_API int gyre_loop_fork(gyre_loop *loop)
     if (loop->pool != NULL)
         gyre__pool_fork_child(loop->pool, drop_op);
     gyre__bufpools_fork(loop);
-    return 0;
+    return gyre__engine_fork(loop);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "backend/engine.h"
 #include "gyre.h"
 
 enum gyre__htype {
@@ -47,11 +48,9 @@ struct gyre__fdent {
     /* Emulated ops waiting for readiness: read side (IN), write side (OUT),
      * one-shot polls (their own events). Each starts in submission order. */
     struct gyre__opq rq, wq, pq;
-    uint8_t dirty;             /* on loop->dirty: kmask may differ from what ops want */
-    uint8_t kind;              /* enum gyre__fdkind: whether writes may be sends */
-    uint8_t direct;            /* O_DIRECT: 0 not known yet, 1 yes, 2 no */
-    uint8_t blocking;          /* O_NONBLOCK clear: 0 not known yet, 1 yes, 2 no */
-    uint32_t dio_mem, dio_off; /* its O_DIRECT alignment, 0 = not known yet */
+    uint8_t dirty;    /* on loop->dirty: kmask may differ from what ops want */
+    uint8_t kind;     /* enum gyre__fdkind: whether writes may be sends */
+    uint8_t blocking; /* O_NONBLOCK clear: 0 not known yet, 1 yes, 2 no */
 };
 
 /* What the loop knows of an fd: learnt once (fstat), or from the op that
@@ -61,6 +60,7 @@ struct gyre__fdent {
 enum gyre__fdkind {
     GYRE__FD_UNKNOWN = 0,
     GYRE__FD_SOCKET,
+    GYRE__FD_FILE, /* a regular file or block device */
     GYRE__FD_OTHER
 };
 
@@ -79,6 +79,7 @@ enum gyre__opstate {
     GYRE__OS_HOLD,      /* a native op with a link, held to see what follows */
     GYRE__OS_REARM,     /* a multishot the kernel ended, in its callback before re-arming */
     GYRE__OS_CLOSEWAIT, /* a close waiting for the ops it cancelled, on loop->closewait */
+    GYRE__OS_ENGINE,    /* with the file engine, on loop->engine_ops */
 };
 
 /* The state of the chain of linked ops still open on a loop. */
@@ -142,6 +143,13 @@ struct gyre_loop {
     gyre__link bufpools;
     const char *reason;     /* why auto did not take io_uring */
     gyre_loop_opts be_opts; /* what the backend was made with (fork remakes it) */
+
+    /* file engine other than uring and pool (linuxaio, posixaio), or NULL */
+    const struct gyre__file_engine *fe;
+    void *fe_state;
+    gyre_watch fe_watch;         /* on its wake fd, or */
+    gyre_signal fe_signal;       /* on its signal */
+    struct gyre__opq engine_ops; /* ops the engine holds */
     uint32_t ops_inflight;
 
     /* run state */
@@ -226,6 +234,8 @@ int gyre__fd_reserve(gyre_loop *loop, int fd);
 int gyre__fd_sync(gyre_loop *loop, int fd, int force);
 /* 1 if fd is a socket (cached in the table), 0 if not. */
 int gyre__fd_is_socket(gyre_loop *loop, int fd);
+/* 1 if fd is a regular file or block device (cached). */
+int gyre__fd_is_file(gyre_loop *loop, int fd);
 /* Records what an op's result fd is. */
 void gyre__fd_learn(gyre_loop *loop, int fd, enum gyre__fdkind kind);
 /* Marks fd for gyre__fd_sync at the next flush (before the kernel wait). */
@@ -263,6 +273,18 @@ uint64_t gyre__op_wanted_bytes(const gyre_op *op);
 
 /* Hands op to a lane of the loop's pool (made on first use). 0 or -errno. */
 int gyre__op_to_pool(gyre_loop *loop, gyre_op *op, int lane);
+/* The file engine has completions: report them (loop.c calls it). */
+void gyre__engine_reap(gyre_loop *loop);
+/* Makes and wires the loop's file engine for `name`; 0 or -errno. */
+int gyre__engine_open(gyre_loop *loop, const char *name);
+void gyre__engine_close(gyre_loop *loop);
+/* Takes a file op if the engine carries it: 1 taken (or completed), 0 for
+ * the pool. */
+int gyre__engine_take(gyre_loop *loop, gyre_op *op);
+/* Cancel of an op the engine holds (completes it with res if it can). */
+void gyre__engine_cancel(gyre_loop *loop, gyre_op *op, int64_t res);
+/* In a fork child: the engine's ops end -ECANCELED, the engine is remade. */
+int gyre__engine_fork(gyre_loop *loop);
 /* Routes an op that may start now (after submit, or after its link). */
 void gyre__op_start(gyre_loop *loop, gyre_op *op);
 /* Runs ready and posted completions (dispatch step). */

@@ -409,11 +409,11 @@ void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags
         break;
     case GYRE__OP_OPENAT:
         if (res >= 0) {
-            gyre__fd_learn(loop, (int)res, GYRE__FD_OTHER);
+            /* Not surely a regular file (a FIFO opens too): learnt when
+             * it matters. */
+            gyre__fd_learn(loop, (int)res, GYRE__FD_UNKNOWN);
             if ((size_t)res < loop->fds_cap) {
-                loop->fds[res].direct = (op->gyre__priv.arg & O_DIRECT) ? 1 : 2;
                 loop->fds[res].blocking = (op->gyre__priv.arg & O_NONBLOCK) ? 2 : 1;
-                loop->fds[res].dio_mem = loop->fds[res].dio_off = 0;
             }
         }
         break;
@@ -628,9 +628,7 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
             e->kmask = 0;
         }
         e->kind = GYRE__FD_UNKNOWN;
-        e->direct = 0;
         e->blocking = 0;
-        e->dio_mem = e->dio_off = 0;
     }
     if (is_file_op(op) && gyre__file_precheck(loop, op))
         return;
@@ -665,6 +663,8 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
         break;
     }
     if (is_file_op(op)) {
+        if (loop->fe != NULL && gyre__engine_take(loop, op))
+            return;
         loop->stats.file_pool++;
         r = gyre__op_to_pool(loop, op, GYRE_LANE_FAST);
         if (r < 0)
@@ -904,6 +904,9 @@ static void cancel_with(gyre_loop *loop, gyre_op *op, int64_t res)
         break;
     case GYRE__OS_NATIVE:
         loop->be->cancel(loop->be_state, op);
+        break;
+    case GYRE__OS_ENGINE:
+        gyre__engine_cancel(loop, op, res);
         break;
     default:
         /* READY, POSTED, POOL_RUNNING: its real result stands. LINKWAIT and

@@ -98,13 +98,15 @@ int gyre__sys_shutdown(int fd, int how)
     return (int)ret(shutdown(fd, how));
 }
 
-int gyre__sys_is_socket(int fd)
+int gyre__sys_fd_kind(int fd)
 {
     struct stat st;
 
     if (fstat(fd, &st) < 0)
         return -errno;
-    return S_ISSOCK(st.st_mode) ? 1 : 0;
+    if (S_ISSOCK(st.st_mode))
+        return 1;
+    return S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? 2 : 0;
 }
 
 ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt)

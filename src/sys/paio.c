@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sys/inject.h"
 #include "sys/sys.h"
@@ -100,4 +101,9 @@ int gyre__sys_aio_suspend(const struct aiocb *const list[], int n, int64_t timeo
         tsp = &ts;
     }
     return aio_suspend(list, n, tsp) < 0 ? -errno : 0;
+}
+
+int gyre__sys_getpid(void)
+{
+    return (int)getpid();
 }

@@ -108,8 +108,9 @@ int gyre__sys_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int gyre__sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
 int gyre__sys_socket_error(int fd); /* SO_ERROR as -errno, or 0 */
 int gyre__sys_shutdown(int fd, int how);
-/* 1 if fd is a socket, 0 if not, -errno (fstat). */
-int gyre__sys_is_socket(int fd);
+/* What fd is (fstat): 1 a socket, 2 a regular file or block device, 0
+ * anything else, -errno. */
+int gyre__sys_fd_kind(int fd);
 /* Writes to a non-socket (pipe, tty, file) at its current position without
  * blocking where the kernel allows (RWF_NOWAIT) and without SIGPIPE: a
  * SIGPIPE the write raises is taken back from this thread, unless one was
@@ -198,5 +199,8 @@ int gyre__sys_aio_cancel(int fd, struct aiocb *cb);
 /* Waits until one of list[0..n) (NULLs ignored) is finished or timeout_ns
  * passes (-1: forever): 0, -EAGAIN (timeout), -EINTR. */
 int gyre__sys_aio_suspend(const struct aiocb *const list[], int n, int64_t timeout_ns);
+/* getpid(): the engine's test for "a child after fork", whose copies of the
+ * parent's requests no glibc helper will ever finish. Never fails. */
+int gyre__sys_getpid(void);
 
 #endif
