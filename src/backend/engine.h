@@ -54,7 +54,12 @@ struct gyre__file_engine {
      * or -1 and *signo set to the signal it asks to be delivered. */
     int (*wake_fd)(void *state, int *signo);
 
-    /* Reports up to max finished ops into out; returns how many. */
+    /* Reports up to max finished ops into out; returns how many. An event
+     * with res -EAGAIN means the op did not run (Linux AIO refuses a
+     * RWF_NOWAIT request that would block by completing it so; glibc reports
+     * a request it refused or whose signal it lost so): the core sends it to
+     * the pool, as for a submit() that returned -EAGAIN. fini() must be safe
+     * in a forked child, where the parent's requests are not its own. */
     int (*reap)(void *state, gyre__event *out, int max);
 };
 

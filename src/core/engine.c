@@ -163,15 +163,13 @@ int gyre__engine_fork(gyre_loop *loop)
         gyre__opq_remove(&loop->engine_ops, op);
         gyre__op_ready(loop, op, -ECANCELED);
     }
-    /* Not fini(): that waits for the parent's requests, whose helpers
-     * (glibc's threads, the parent's AIO context) do not exist here. The
-     * old state is abandoned, one small leak per fork of a loop that uses
-     * an engine. */
+    /* fini() in a child only lets go of the parent's objects (both engines
+     * check). glibc's AIO has no fork handling, so requests a child queues
+     * soon after the parent's may never run: the child's files go to the
+     * pool instead. Linux AIO contexts are per process: a new one works. */
     unwire(loop);
+    loop->fe->fini(loop->fe_state);
     loop->fe_state = NULL;
-    /* glibc's AIO has no fork handling: requests a child queues within a
-     * second of the parent's last may never run. The child's files go to
-     * the pool instead. */
     if (loop->fe == &gyre__engine_posixaio) {
         loop->fe = NULL;
         return 0;
