@@ -48,6 +48,13 @@ if(NOT HEADER)
 endif()
 
 file(READ ${HEADER} text)
+# gyre.h includes the headers under include/gyre/: they are part of it.
+get_filename_component(_dir ${HEADER} DIRECTORY)
+file(GLOB _parts ${_dir}/gyre/*.h)
+foreach(_part IN LISTS _parts)
+  file(READ ${_part} _more)
+  string(APPEND text "${_more}")
+endforeach()
 # Drop comments and preprocessor lines, then take the name of each GYRE_API declaration.
 string(REGEX REPLACE "/\\*([^*]|\\*+[^*/])*\\*+/" "" text "${text}")
 string(REGEX REPLACE "\n#[^\n]*" "\n" text "${text}")

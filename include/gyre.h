@@ -645,6 +645,21 @@ GYRE_API int gyre_loop_info(const gyre_loop *loop, gyre_info *out);
  * (they belong to the parent). Returns 0 or -errno. */
 GYRE_API int gyre_loop_fork(gyre_loop *loop);
 
+/* ------------------------------------------------------------------------ */
+/* Streams, servers and system handles (declared in their own headers, part  */
+/* of this one)                                                              */
+/* ------------------------------------------------------------------------ */
+
+#if __has_include("gyre/stream.h")
+#include "gyre/stream.h"
+#endif
+#if __has_include("gyre/net.h")
+#include "gyre/net.h"
+#endif
+#if __has_include("gyre/process.h")
+#include "gyre/process.h"
+#endif
+
 #ifdef __cplusplus
 }
 #endif

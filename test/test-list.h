@@ -164,3 +164,16 @@ TEST_ENTRY(file_cancel_queued, "files;threads")
 TEST_ENTRY(file_slow_lane_blocked, "files;threads")
 TEST_ENTRY(seccomp_uring_setup_blocked, "seccomp")
 TEST_ENTRY(seccomp_uring_enter_blocked, "seccomp")
+/* Lists of later areas, one file each, so that they can grow side by side. */
+#if __has_include("test-list-stream.h")
+#include "test-list-stream.h"
+#endif
+#if __has_include("test-list-net.h")
+#include "test-list-net.h"
+#endif
+#if __has_include("test-list-process.h")
+#include "test-list-process.h"
+#endif
+#if __has_include("test-list-http.h")
+#include "test-list-http.h"
+#endif
