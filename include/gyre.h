@@ -504,7 +504,11 @@ GYRE_API void gyre_op_accept(gyre_op *op, int fd, struct sockaddr *addr, socklen
 /* The socket should be non-blocking on readiness backends. Result 0. */
 GYRE_API void gyre_op_connect(gyre_op *op, int fd, const struct sockaddr *addr, socklen_t addrlen);
 GYRE_API void gyre_op_shutdown(gyre_op *op, int fd, int how);
-/* Closes fd. Ops gyre still holds on fd complete first, with -ECANCELED. */
+/* Closes fd. Ops gyre still holds on fd complete first, with -ECANCELED.
+ * Close fds that ops have used with this op rather than close(2): epoll
+ * forgets a closed fd by itself, and if the number is reused for a new fd
+ * with new ops before the loop next waits, gyre cannot tell the new file from
+ * the old one and would wait for readiness never registered. */
 GYRE_API void gyre_op_close(gyre_op *op, int fd);
 /* Result: the new fd (always O_CLOEXEC). */
 GYRE_API void gyre_op_openat(gyre_op *op, int dirfd, const char *path, int flags, uint32_t mode);

@@ -23,7 +23,7 @@ group_pkgs() {
     build) echo "cmake gcc libc6-dev make pkg-config liburing-dev" ;;
     sanitize) echo "clang libclang-rt-14-dev" ;;
     format) echo "clang-format-14" ;;
-    plot) echo "gnuplot-nox libuv1-dev libevent-dev libev-dev liburing-dev" ;;
+    plot) echo "gnuplot-nox libuv1-dev libevent-dev libev-dev liburing-dev fio" ;;
     *) usage ;;
     esac
 }

@@ -334,11 +334,11 @@ void test_file_direct_misaligned(void)
     test_loop_free(loop);
 }
 
-/* gyre learns whether a descriptor is O_DIRECT (and its rules) the first
- * time it sees it. The file behind the number may change without gyre
- * (close(2), then open(2) takes the lowest free number): the rules must be
- * those of the file there now. Here a buffered file's number, used once by
- * gyre, goes to an O_DIRECT file. */
+/* Whether a descriptor is O_DIRECT, and its rules, belong to the file behind
+ * the number, which may change without gyre seeing it (close(2), then open(2)
+ * takes the lowest free number): a guess cached from the number's previous
+ * file would skip the alignment check or take the inline path. Here a
+ * buffered file's number, used once by gyre, goes to an O_DIRECT file. */
 void test_file_direct_fd_reuse(void)
 {
     gyre_loop *loop = test_loop_new();

@@ -97,6 +97,7 @@ struct bench_scenario {
 extern const bench_scenario bench_scenario_idle;
 extern const bench_scenario bench_scenario_timers;
 extern const bench_scenario bench_scenario_echo;
+extern const bench_scenario bench_scenario_file;
 
 /* --- results (report.c) --- */
 
@@ -124,6 +125,27 @@ uint64_t bench_now_ns(void);
 bench_stats bench_stats_of(double *v, int n);
 /* A small deterministic generator, so that runs are comparable. */
 uint64_t bench_rand(uint64_t *state);
+
+/* Latency histogram, an array of BENCH_HIST_BUCKETS counts: exact below
+ * 64 ns, then 32 buckets per power of two (3% wide) up to 2^40 ns. Binning
+ * is inline: it runs once per message or I/O inside measured windows. */
+#define BENCH_HIST_BUCKETS (64 + 35 * 32)
+
+static inline unsigned bench_hist_bucket(uint64_t ns)
+{
+    unsigned e;
+
+    if (ns < 64)
+        return (unsigned)ns;
+    e = 63u - (unsigned)__builtin_clzll(ns);
+    if (e > 40)
+        return BENCH_HIST_BUCKETS - 1;
+    return 64 + (e - 6) * 32 + (unsigned)((ns >> (e - 5)) & 31);
+}
+
+/* The q-quantile (0..1) of the histogram, in ns (the middle of its bucket);
+ * 0 when it is empty. */
+double bench_hist_quantile(const uint64_t *hist, double q);
 
 /* --- the progress line on stderr (stats.c) --- */
 

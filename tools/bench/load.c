@@ -69,47 +69,9 @@ static int load_fail(load_state *s, const char *fmt, ...)
     return -1;
 }
 
-static unsigned bucket_of(uint64_t ns)
-{
-    unsigned e;
-
-    if (ns < 64)
-        return (unsigned)ns;
-    e = 63u - (unsigned)__builtin_clzll(ns);
-    if (e > 40)
-        return LOAD_HIST_BUCKETS - 1;
-    return 64 + (e - 6) * 32 + (unsigned)((ns >> (e - 5)) & 31);
-}
-
-/* The middle of bucket b, in ns. */
-static double bucket_value(unsigned b)
-{
-    unsigned e;
-
-    if (b < 64)
-        return b;
-    e = (b - 64) / 32 + 6;
-    return (double)(32 + (b - 64) % 32) * (double)(1ull << (e - 5)) + (double)(1ull << (e - 5)) / 2;
-}
-
 double load_quantile(const load_result *r, double q)
 {
-    uint64_t total = 0, want, seen = 0;
-    unsigned b;
-
-    for (b = 0; b < LOAD_HIST_BUCKETS; b++)
-        total += r->hist[b];
-    if (total == 0)
-        return 0;
-    want = (uint64_t)(q * (double)total);
-    if (want >= total)
-        want = total - 1;
-    for (b = 0; b < LOAD_HIST_BUCKETS; b++) {
-        seen += r->hist[b];
-        if (seen > want)
-            return bucket_value(b);
-    }
-    return bucket_value(LOAD_HIST_BUCKETS - 1);
+    return bench_hist_quantile(r->hist, q);
 }
 
 static int conn_events(load_state *s, load_conn *c, uint32_t events, int op)
@@ -184,7 +146,7 @@ static int conn_pull(load_state *s, load_conn *c)
         window_open(s, now);
     if (s->measuring) {
         s->r->msgs++;
-        s->r->hist[bucket_of(now - c->t_sent)]++;
+        s->r->hist[bench_hist_bucket(now - c->t_sent)]++;
         if (s->t_end && now >= s->t_end)
             s->stopping = 1;
     }

@@ -16,13 +16,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bench.h"
+
 /* The core servers run on, and the one the client runs on. */
 #define LOAD_SERVER_CPU 0
 #define LOAD_CLIENT_CPU 1
 
-/* Round-trip histogram: exact below 64 ns, then 32 buckets per power of two
- * (3% wide) up to 2^40 ns. */
-#define LOAD_HIST_BUCKETS (64 + 35 * 32)
+/* Round-trip histogram (bench_hist_bucket()). */
+#define LOAD_HIST_BUCKETS BENCH_HIST_BUCKETS
 
 typedef struct load_params {
     int port;

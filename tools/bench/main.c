@@ -20,6 +20,7 @@ static const bench_scenario *const scenarios[] = {
     &bench_scenario_idle,
     &bench_scenario_timers,
     &bench_scenario_echo,
+    &bench_scenario_file,
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 

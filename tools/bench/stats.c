@@ -1,5 +1,5 @@
-/* stats.c: gyre-bench's clock, statistics over rounds, random numbers and
- * progress line.
+/* stats.c: gyre-bench's clock, statistics over rounds, latency histograms,
+ * random numbers and progress line.
  *
  * Rounds are summarised by median and min..max rather than mean and standard
  * deviation: a run on a shared machine has outliers (a preempted round), and
@@ -51,6 +51,37 @@ uint64_t bench_rand(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
     return z ^ (z >> 31);
+}
+
+/* The middle of bucket b, in ns. */
+static double hist_value(unsigned b)
+{
+    unsigned e;
+
+    if (b < 64)
+        return b;
+    e = (b - 64) / 32 + 6;
+    return (double)(32 + (b - 64) % 32) * (double)(1ull << (e - 5)) + (double)(1ull << (e - 5)) / 2;
+}
+
+double bench_hist_quantile(const uint64_t *hist, double q)
+{
+    uint64_t total = 0, want, seen = 0;
+    unsigned b;
+
+    for (b = 0; b < BENCH_HIST_BUCKETS; b++)
+        total += hist[b];
+    if (total == 0)
+        return 0;
+    want = (uint64_t)(q * (double)total);
+    if (want >= total)
+        want = total - 1;
+    for (b = 0; b < BENCH_HIST_BUCKETS; b++) {
+        seen += hist[b];
+        if (seen > want)
+            return hist_value(b);
+    }
+    return hist_value(BENCH_HIST_BUCKETS - 1);
 }
 
 /* Length of the line now shown, so a shorter one can blank out its tail. */
