@@ -961,7 +961,15 @@ void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
         /* Out of buffers: wait for one to come back, then re-arm; the
          * callback never sees -ENOBUFS. */
         if (res == -ENOBUFS && opc == GYRE__OP_RECV_MULTI) {
-            gyre__bufpool_wait(op->gyre__priv.addr, op);
+            gyre_bufpool *p = op->gyre__priv.addr;
+
+            /* The buffers' own completions come in the same batch, just
+             * before this one; if their callbacks already gave buffers back,
+             * no later put will wake a waiter: re-arm now. */
+            if (p->nout < p->count)
+                gyre__op_start(loop, op);
+            else
+                gyre__bufpool_wait(p, op);
             return;
         }
         /* The kernel ended the multishot on its own (a full CQ, say) after a
