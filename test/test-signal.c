@@ -224,3 +224,35 @@ void test_signal_bad_args(void)
     ASSERT_EQ(gyre_loop_run(loop, GYRE_RUN_DEFAULT), 0);
     test_loop_free(loop);
 }
+
+/* A watcher that stops itself inside its callback while a sibling watches the
+ * same signal on the same loop: the sibling must go on being told. (The loop
+ * once left the signal registry here, since dispatch had moved the sibling
+ * off the loop's list.) */
+static struct rec_signal sib_a, sib_b;
+
+static void sib_stop_cb(gyre_signal *s, int signo)
+{
+    sib_a.calls++;
+    sib_a.signo = signo;
+    ASSERT_EQ(gyre_signal_stop(s), 0);
+}
+
+void test_signal_stop_sibling_stays(void)
+{
+    gyre_loop *loop = test_loop_new();
+
+    ASSERT_EQ(gyre_signal_init(loop, &sib_a.s), 0);
+    ASSERT_EQ(gyre_signal_init(loop, &sib_b.s), 0);
+    ASSERT_EQ(gyre_signal_start(&sib_a.s, sib_stop_cb, SIGUSR2), 0);
+    sib_b.s.base.data = &sib_b;
+    ASSERT_EQ(gyre_signal_start(&sib_b.s, rec_cb, SIGUSR2), 0);
+    ASSERT_SYS(raise(SIGUSR2));
+    test_run_until(loop, &sib_b.calls, 1);
+    ASSERT_EQ(sib_a.calls, 1);
+    ASSERT_SYS(raise(SIGUSR2));
+    test_run_until(loop, &sib_b.calls, 2);
+    ASSERT_EQ(sib_a.calls, 1);
+    ASSERT_EQ(gyre_signal_stop(&sib_b.s), 0);
+    test_loop_free(loop);
+}

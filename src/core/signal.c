@@ -79,15 +79,35 @@ static void loop_unregister(gyre_loop *loop)
         sched_yield();
 }
 
+/* Whether the loop still watches any signal. Not "its list is empty": while
+ * signals are dispatched the list's watchers sit on a private list
+ * (gyre__list_each), so a watcher stopping itself there would see an empty
+ * list and take the loop out of the registry under its siblings' feet. */
+static int loop_watches_none(gyre_loop *loop)
+{
+    for (int w = 0; w < GYRE__NSIG_WORDS; w++)
+        if (atomic_load(&loop->sig_watched[w]) != 0)
+            return 0;
+    return 1;
+}
+
 /* Adds or removes one watcher of signo on loop, installing or restoring the
- * process-wide handler at the first and last watcher. */
+ * process-wide handler at the first and last watcher. The loop's watched
+ * bit is set before the handler goes in, so a signal arriving in between
+ * finds the loop (it is cleared again if installing fails). */
 static int watcher_add(gyre_loop *loop, int signo)
 {
-    int r = 0;
+    int r;
 
     pthread_mutex_lock(&reg_lock);
     r = loop_register(loop);
-    if (r == 0 && watchers[signo] == 0) {
+    if (r < 0) {
+        pthread_mutex_unlock(&reg_lock);
+        return r;
+    }
+    if (loop->sig_count[signo]++ == 0)
+        atomic_fetch_or(&loop->sig_watched[signo / 64], UINT64_C(1) << (signo % 64));
+    if (watchers[signo] == 0) {
         struct sigaction sa;
 
         memset(&sa, 0, sizeof sa);
@@ -98,8 +118,11 @@ static int watcher_add(gyre_loop *loop, int signo)
     }
     if (r == 0) {
         watchers[signo]++;
-        if (loop->sig_count[signo]++ == 0)
-            atomic_fetch_or(&loop->sig_watched[signo / 64], UINT64_C(1) << (signo % 64));
+    } else {
+        if (--loop->sig_count[signo] == 0)
+            atomic_fetch_and(&loop->sig_watched[signo / 64], ~(UINT64_C(1) << (signo % 64)));
+        if (loop_watches_none(loop))
+            loop_unregister(loop);
     }
     pthread_mutex_unlock(&reg_lock);
     return r;
@@ -112,7 +135,7 @@ static void watcher_remove(gyre_loop *loop, int signo)
         atomic_fetch_and(&loop->sig_watched[signo / 64], ~(UINT64_C(1) << (signo % 64)));
     if (--watchers[signo] == 0)
         gyre__sys_sigaction(signo, &saved[signo], NULL);
-    if (gyre__list_empty(&loop->signals))
+    if (loop_watches_none(loop))
         loop_unregister(loop);
     pthread_mutex_unlock(&reg_lock);
 }
