@@ -13,7 +13,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p "$plots"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-"$build/bin/gyre-bench" --json "$plots/results.json" --plot "$plots" | tee "$tmp/tables.txt"
+# A failed measurement is reported in the tables (and the exit status), not a
+# reason to keep the rest from the page.
+status=0
+"$build/bin/gyre-bench" --json "$plots/results.json" --plot "$plots" | tee "$tmp/tables.txt" ||
+    status=$?
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 {
@@ -48,6 +52,10 @@ cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo
     echo "## Results"
     echo
+    if [ "$status" -ne 0 ]; then
+        echo "gyre-bench exited with status $status: the cells marked error or n/a say why."
+        echo
+    fi
     echo '```'
     cat "$tmp/tables.txt"
     echo '```'
@@ -74,3 +82,7 @@ cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "  of the benchmark issue say where it goes."
 } > "$out"
 echo "wrote $out"
+if [ "$status" -ne 0 ]; then
+    echo "gyre-bench exited $status: some measurements failed (see the tables)" >&2
+fi
+exit "$status"

@@ -459,7 +459,9 @@ static double echo_count(echo_run *run, echo_server *s, const echo_config *cfg, 
          * thread blocked in io_uring_enter, so SIGTERM alone would wait
          * forever there. (Peers still get SIGTERM.) */
         if (probed.backend[0]) {
-            snprintf(probed.exit_arg, sizeof probed.exit_arg, "%d", cfg->conns);
+            /* The client's connections, plus the one server_wait_ready
+             * makes to see that the server listens. */
+            snprintf(probed.exit_arg, sizeof probed.exit_arg, "%d", cfg->conns + 1);
             probed.argv[5] = "--exit-after-clients";
             probed.argv[6] = probed.exit_arg;
             probed.argv[7] = NULL;
