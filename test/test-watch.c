@@ -778,3 +778,57 @@ void test_watch_tcp_accept_many(void)
     free(clients);
     test_loop_free(loop);
 }
+
+/* Many idle watches started at once, more than an io_uring SQ holds, then
+ * one active fd started last: the active one must still be told. (io_uring
+ * once wrote the first SQ-full of poll arms, then blocked waiting for a
+ * completion, with the rest, the active fd's among them, never submitted.) */
+static int idle_fired;
+
+static void idle_never_cb(gyre_watch *w, uint32_t events)
+{
+    (void)w;
+    (void)events;
+    idle_fired++;
+}
+
+void test_watch_many_idle(void)
+{
+    gyre_loop *loop = test_loop_new();
+    size_t want = test_scale(1000), n, i;
+    struct rec_watch r = {0};
+    gyre_watch *ws;
+    int(*pipes)[2];
+    int p[2];
+
+    /* Two fds per idle pipe, within the descriptor limit and, on select,
+     * below FD_SETSIZE. */
+    n = test_nofile(2 * want + 64);
+    n = n > 2 * want + 64 ? want : (n - 64) / 2;
+    if (test_backend_is("select") && n > 400)
+        n = 400;
+    ws = calloc(n, sizeof *ws);
+    pipes = calloc(n, sizeof *pipes);
+    ASSERT_TRUE(ws != NULL && pipes != NULL);
+    for (i = 0; i < n; i++) {
+        test_pipe(pipes[i]);
+        ASSERT_EQ(gyre_watch_init(loop, &ws[i], pipes[i][0]), 0);
+        ASSERT_EQ(gyre_watch_start(&ws[i], GYRE_IN, idle_never_cb), 0);
+    }
+    test_pipe(p);
+    test_write_bytes(p[1], "x", 1);
+    watch_begin(loop, &r, p[0], GYRE_IN, rec_stop_cb);
+    test_run_until(loop, &r.fired, 1);
+    ASSERT_EQ(r.events, GYRE_IN);
+    ASSERT_EQ(idle_fired, 0);
+    for (i = 0; i < n; i++) {
+        ASSERT_EQ(gyre_watch_stop(&ws[i]), 0);
+        test_close(pipes[i][0]);
+        test_close(pipes[i][1]);
+    }
+    test_close(p[0]);
+    test_close(p[1]);
+    free(ws);
+    free(pipes);
+    test_loop_free(loop);
+}

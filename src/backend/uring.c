@@ -1242,6 +1242,22 @@ static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, in
     flush_fds(u);
     flush_cancels(u);
     flush_ops(u);
+    /* More to write than the SQ holds (say 1,000 watches started at once
+     * into a 256-entry SQ): submit what is there without waiting and write
+     * the rest, before ever blocking. A poll arm or cancel left out of the
+     * ring would be waited on forever. Ops held back by the CQ budget are
+     * different: completions will come and free room for them. */
+    for (int rounds = 0; rounds < 1024 && io_uring_sq_space_left(&u->ring) == 0 &&
+                         (u->ndirty > 0 || u->cancels.head != NULL || u->park.head != NULL);
+         rounds++) {
+        r = enter(u, sq_publish(u), 0);
+        if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+            break;
+        n = reap(u, out, n, max);
+        flush_fds(u);
+        flush_cancels(u);
+        flush_ops(u);
+    }
 
     for (int tries = 0;; tries++) {
         unsigned to_submit = sq_publish(u);
