@@ -674,3 +674,77 @@ void test_op_loop_free_busy(void)
     test_close(p[1]);
     test_loop_free(loop);
 }
+
+/* A server closes a connection with close(2) on end of stream, and in the
+ * same batch its multishot accept gets the same fd number for a new client:
+ * a recv on the new fd must still be told of data. (The emulation once kept
+ * the old file's registration on record, epoll had forgotten it with the
+ * close, and the new fd's recv waited on readiness never registered.) */
+static struct {
+    struct test_op acc, rd, rd2;
+    int first, second;
+    char buf[8], buf2[8];
+} reuse;
+
+static void reuse_rd_cb(gyre_op *op)
+{
+    test_op_cb(op);
+    if (op->result == 0) {
+        ASSERT_SYS(close(reuse.first)); /* behind gyre's back, on purpose */
+        reuse.first = -1;
+    }
+}
+
+static void reuse_acc_cb(gyre_op *op)
+{
+    gyre_loop *loop = op->gyre__priv.loop;
+
+    test_op_cb(op);
+    if (op->result < 0)
+        return;
+    if (reuse.first < 0 && reuse.acc.calls == 1) {
+        reuse.first = (int)op->result;
+        gyre_op_recv(&reuse.rd.op, reuse.first, reuse.buf, sizeof reuse.buf, 0);
+        ASSERT_EQ(gyre_submit(loop, &reuse.rd.op, reuse_rd_cb), 0);
+    } else {
+        reuse.second = (int)op->result;
+        gyre_op_recv(&reuse.rd2.op, reuse.second, reuse.buf2, sizeof reuse.buf2, 0);
+        ASSERT_EQ(gyre_submit(loop, &reuse.rd2.op, test_op_cb), 0);
+    }
+}
+
+void test_op_close_reuse_in_batch(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct sockaddr_in addr;
+    int lfd = test_tcp_listener(&addr), c1, c2;
+
+    memset(&reuse, 0, sizeof reuse);
+    reuse.first = reuse.second = -1;
+    gyre_op_accept_multishot(&reuse.acc.op, lfd);
+    ASSERT_EQ(gyre_submit(loop, &reuse.acc.op, reuse_acc_cb), 0);
+    c1 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_SYS(c1);
+    ASSERT_SYS(connect(c1, (struct sockaddr *)&addr, sizeof addr));
+    test_run_until(loop, &reuse.acc.calls, 1);
+    test_run_nowait(loop, 3); /* the recv on the first fd is registered */
+    /* End of the first connection and a second client, both before the loop
+     * runs again, so they arrive in one batch. */
+    ASSERT_SYS(close(c1));
+    c2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_SYS(c2);
+    ASSERT_SYS(connect(c2, (struct sockaddr *)&addr, sizeof addr));
+    test_run_until(loop, &reuse.acc.calls, 2);
+    ASSERT_EQ(reuse.rd.calls, 1);
+    ASSERT_EQ(reuse.rd.result, 0);
+    test_write_bytes(c2, "hi", 2);
+    test_run_until(loop, &reuse.rd2.calls, 1);
+    ASSERT_EQ(reuse.rd2.result, 2);
+    ASSERT_EQ(memcmp(reuse.buf2, "hi", 2), 0);
+    ASSERT_EQ(gyre_cancel(loop, &reuse.acc.op), 0);
+    test_run_until(loop, &reuse.acc.calls, 3);
+    test_close(c2);
+    test_close(reuse.second);
+    test_close(lfd);
+    test_loop_free(loop);
+}

@@ -107,8 +107,23 @@ int gyre__fd_is_file(gyre_loop *loop, int fd)
 
 void gyre__fd_learn(gyre_loop *loop, int fd, enum gyre__fdkind kind)
 {
-    if (fd >= 0 && gyre__fd_reserve(loop, fd) == 0)
-        loop->fds[fd].kind = (uint8_t)kind;
+    struct gyre__fdent *e;
+
+    if (fd < 0 || gyre__fd_reserve(loop, fd) < 0)
+        return;
+    e = &loop->fds[fd];
+    e->kind = (uint8_t)kind;
+    /* The number is a new file's (gyre's own accept or open made it): a
+     * registration still on record with nothing of gyre's on the fd belongs
+     * to an old file closed with close(2), which epoll has already forgotten.
+     * Forget it too, so the new file's ops register afresh instead of
+     * waiting on readiness nobody asked the kernel for. */
+    if (e->kmask != 0 && e->watch == NULL && e->rq.head == NULL && e->wq.head == NULL &&
+        e->pq.head == NULL) {
+        loop->be->ctl(loop->be_state, fd, e->kmask, 0, (uint64_t)e->gen << 32 | (uint32_t)fd);
+        e->kmask = 0;
+        e->gen++;
+    }
 }
 
 void gyre__fd_dirty(gyre_loop *loop, int fd)
