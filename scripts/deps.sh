@@ -7,8 +7,9 @@
 # and `apt-get install -y --no-install-recommends`; otherwise prints the exact sudo command
 # and exits 1. The `plot` group (gnuplot-nox) is optional: when it cannot be installed the
 # benchmark only skips its plots, so that is a note, not a failure.
-# None of these packages ships a service; a policy-rc.d guard makes sure that none starts
-# even so. Set GYRE_SKIP_DEPS=1 to skip the check (e.g. on a machine set up another way).
+# Only nginx-light (the http benchmark's peer, which starts its own) ships a service; a
+# policy-rc.d guard makes sure that none starts. Set GYRE_SKIP_DEPS=1 to skip the check
+# (e.g. on a machine set up another way).
 set -euo pipefail
 
 usage() {
@@ -23,7 +24,7 @@ group_pkgs() {
     build) echo "cmake gcc libc6-dev make pkg-config liburing-dev" ;;
     sanitize) echo "clang libclang-rt-14-dev" ;;
     format) echo "clang-format-14" ;;
-    plot) echo "gnuplot-nox libuv1-dev libevent-dev libev-dev liburing-dev fio" ;;
+    plot) echo "gnuplot-nox libuv1-dev libevent-dev libev-dev liburing-dev fio nginx-light wrk" ;;
     *) usage ;;
     esac
 }

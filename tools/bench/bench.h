@@ -97,6 +97,7 @@ struct bench_scenario {
 extern const bench_scenario bench_scenario_idle;
 extern const bench_scenario bench_scenario_timers;
 extern const bench_scenario bench_scenario_echo;
+extern const bench_scenario bench_scenario_http;
 extern const bench_scenario bench_scenario_file;
 
 /* --- results (report.c) --- */

@@ -17,10 +17,8 @@
 
 /* Scenarios run in this order; a new scenario is one file and one line. */
 static const bench_scenario *const scenarios[] = {
-    &bench_scenario_idle,
-    &bench_scenario_timers,
-    &bench_scenario_echo,
-    &bench_scenario_file,
+    &bench_scenario_idle, &bench_scenario_timers, &bench_scenario_echo,
+    &bench_scenario_http, &bench_scenario_file,
 };
 #define N_SCENARIOS (sizeof scenarios / sizeof scenarios[0])
 

@@ -1,0 +1,1018 @@
+/* server.c: gyre-http, an HTTP/1.1 server on gyre's operations, and the
+ * server gyre-bench's http scenario measures against nginx.
+ *
+ *   gyre-http --port P [--backend auto|uring|epoll|poll|select] [--root DIR]
+ *             [--exit-after-clients N] [--no-openat2] [--version]
+ *
+ * Listens on 127.0.0.1:P. GET (or HEAD, or POST) / answers a fixed body;
+ * with --root DIR any other path is a file under DIR (GET and HEAD), else
+ * 404. Requests are parsed by parser.c; this file is the connection
+ * machinery around it.
+ *
+ * Per connection: one multishot recv drawing from a shared buffer pool, one
+ * send at a time from the connection's output buffer, and while a file is
+ * being served one read at a time from the file into that same buffer
+ * (after what is queued to go out). Nothing is allocated per request or per
+ * connection: connections come from a slab made at start, with their input
+ * and output buffers inside.
+ *
+ * Input: a received chunk is parsed where it lies in its pool buffer; only a
+ * request split across chunks is copied, into the connection's input buffer
+ * (HTTP_MAX_HEAD bytes, which the parser's limit makes enough). Pipelined
+ * requests are answered in order: their responses are appended to the
+ * output buffer and leave in one send. A chunk that cannot be looked at yet
+ * (the output buffer is full, or a file response is going out) waits in the
+ * connection's FIFO of pool buffers; past CONN_MAX_HELD such buffers the
+ * recv is cancelled, so one client that sends without reading cannot drain
+ * the pool for everyone, and it is armed again once the FIFO is empty.
+ *
+ * Bodies: Content-Length bodies and chunked bodies (decoded by
+ * http_chunked_feed) are read and discarded; any other transfer coding is
+ * 501. "Expect: 100-continue" gets its interim response.
+ *
+ * Files: the path is percent-decoded and opened with openat2(root,
+ * RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) (Linux 5.6), so neither ".." nor
+ * a symlink can leave the root: the kernel answers EXDEV, which is 403.
+ * Where openat2 is ENOSYS (or with --no-openat2, which the tests use to
+ * cover it), any ".." segment is 403 and the path is walked one component at
+ * a time with O_NOFOLLOW, so every symlink is refused. The open runs on the
+ * loop thread (a path lookup, like nginx's); the bytes go through
+ * gyre_op_read into the output buffer and out with gyre_op_send, which
+ * every backend carries (gyre has no splice or sendfile op, and a sendfile
+ * on the pool would block a worker on a slow client).
+ *
+ * Closing: a malformed request gets its 4xx and then the connection
+ * closes, as does a request that asks for it (Connection: close, or
+ * HTTP/1.0 without keep-alive). After the last response the write side is
+ * shut down and input is drained for up to LINGER_NS before close, so the
+ * client is not sent a reset (which would destroy the response in its
+ * receive queue) for request bytes it had already sent.
+ *
+ * SIGTERM or SIGINT: stop accepting, let each connection finish the
+ * response it is sending, close it; after STOP_GRACE_NS whatever is left is
+ * cancelled. Exit status 0 once the loop has nothing left.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gyre.h>
+
+#include "parser.h"
+
+#define HTTP_BUF_SIZE 4096
+#define HTTP_BUFS 2048 /* a power of two, as gyre_bufpool_new requires */
+#define HTTP_MAX_CONNS 1024
+#define OUT_CAP 16384
+/* Room one response head (with an error body) always fits in. */
+#define RESP_ROOM 1024
+/* The least worth reading a file into. */
+#define FILE_READ_MIN 4096
+#define CONN_MAX_HELD 8
+#define LINGER_NS (1000ull * 1000 * 1000)
+#define STOP_GRACE_NS (2000ull * 1000 * 1000)
+#define NONE UINT32_MAX
+
+/* The body of GET /; gyre-bench gives nginx the same. */
+#define FIXED_BODY "Hello, World!\n"
+
+typedef struct conn {
+    int fd;
+    int file_fd; /* a file response going out, or -1 */
+    uint64_t file_off, file_left;
+    uint64_t body_left;   /* Content-Length body bytes still to discard */
+    http_chunked chunked; /* with body_chunked */
+    gyre_op recv, send, read;
+    gyre_timer linger;
+    uint32_t head, tail;       /* FIFO of pool buffers not yet parsed */
+    uint32_t held;             /* buffers in the FIFO */
+    uint32_t in_len;           /* bytes in `in` */
+    uint32_t out_off, out_len; /* out[out_off..out_len) is still to send */
+    uint8_t recv_busy, send_busy, read_busy;
+    uint8_t body_chunked;
+    uint8_t paused;      /* recv cancelled for back-pressure */
+    uint8_t peer_eof;    /* the client has shut down writing */
+    uint8_t close_after; /* close once the queued output is sent */
+    uint8_t lingering;   /* write side shut; draining until EOF or the timer */
+    uint8_t closing, closed, in_use;
+    char in[HTTP_MAX_HEAD];
+    char out[OUT_CAP];
+} conn;
+
+/* What a pool buffer holds while a connection has it. */
+typedef struct chunk {
+    uint32_t off, len, next;
+} chunk;
+
+static gyre_loop *loop;
+static gyre_bufpool *pool;
+static chunk chunks[HTTP_BUFS];
+static conn conns[HTTP_MAX_CONNS];
+static uint32_t free_conns[HTTP_MAX_CONNS], n_free;
+static gyre_op accept_op;
+static gyre_signal sig_term, sig_int;
+static gyre_timer stop_timer;
+static int listen_fd = -1, root_fd = -1, use_openat2 = 1, stopping;
+static long exit_after, clients_done;
+
+/* The fixed response as HTTP/1.1 keep-alive sends it, and the Date header
+ * every response carries, both remade once a second. */
+static char date_hdr[64];
+static uint32_t date_len;
+static char fixed_resp[256];
+static uint32_t fixed_len;
+static time_t date_sec = -1;
+
+/* The decoded path of the request being handled (one at a time). */
+static char path_buf[HTTP_MAX_TARGET + 1];
+
+static void shut_down(void);
+static void conn_process(conn *c);
+static void conn_check_finish(conn *c);
+static void on_recv(gyre_op *op);
+static void on_send(gyre_op *op);
+static void on_file_read(gyre_op *op);
+
+/* --- output --- */
+
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, s) put(p, s, sizeof(s) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static void refresh_date(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    char *p;
+
+    if (now == date_sec)
+        return;
+    date_sec = now;
+    gmtime_r(&now, &tm);
+    date_len =
+        (uint32_t)strftime(date_hdr, sizeof date_hdr, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    p = PUT_LIT(fixed_resp, "HTTP/1.1 200 OK\r\nServer: gyre-http\r\n");
+    p = put(p, date_hdr, date_len);
+    p = PUT_LIT(p, "Content-Type: text/plain\r\nContent-Length: ");
+    p = put_u64(p, sizeof FIXED_BODY - 1);
+    p = PUT_LIT(p, "\r\n\r\n" FIXED_BODY);
+    fixed_len = (uint32_t)(p - fixed_resp);
+}
+
+/* How the response leaves the connection. */
+enum {
+    CONN_KEEP_11 = 0, /* HTTP/1.1 keep-alive: nothing to say */
+    CONN_KEEP_10,     /* HTTP/1.0 keep-alive: must say so */
+    CONN_CLOSE
+};
+
+/* Appends a response head; the caller made sure of RESP_ROOM. */
+static void put_head(conn *c, int status, uint64_t length, const char *type, int how,
+                     const char *extra)
+{
+    char *p = c->out + c->out_len;
+    const char *reason = http_reason(status);
+
+    refresh_date();
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put_u64(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put(p, reason, strlen(reason));
+    p = PUT_LIT(p, "\r\nServer: gyre-http\r\n");
+    p = put(p, date_hdr, date_len);
+    if (type) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = put(p, type, strlen(type));
+        p = PUT_LIT(p, "\r\n");
+    }
+    p = PUT_LIT(p, "Content-Length: ");
+    p = put_u64(p, length);
+    p = PUT_LIT(p, "\r\n");
+    if (how == CONN_CLOSE)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else if (how == CONN_KEEP_10)
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    if (extra)
+        p = put(p, extra, strlen(extra));
+    p = PUT_LIT(p, "\r\n");
+    c->out_len = (uint32_t)(p - c->out);
+}
+
+/* A short response whose body is its status line: "404 Not Found\n". */
+static void put_status(conn *c, int status, int how, const char *extra, int head_only)
+{
+    const char *reason = http_reason(status);
+    uint64_t len = 4 + strlen(reason) + 1;
+    char *p;
+
+    put_head(c, status, len, "text/plain", how, extra);
+    if (head_only)
+        return;
+    p = put_u64(c->out + c->out_len, (uint64_t)status);
+    *p++ = ' ';
+    p = put(p, reason, strlen(reason));
+    *p++ = '\n';
+    c->out_len = (uint32_t)(p - c->out);
+}
+
+/* A request that cannot be framed or answered further: its error, then the
+ * connection closes. */
+static void respond_fatal(conn *c, int status)
+{
+    put_status(c, status, CONN_CLOSE, NULL, 0);
+    c->close_after = 1;
+}
+
+/* --- connections --- */
+
+static void put_chunks(conn *c)
+{
+    while (c->head != NONE) {
+        uint32_t id = c->head;
+
+        c->head = chunks[id].next;
+        gyre_bufpool_put(pool, id);
+    }
+    c->held = 0;
+}
+
+static void conn_release(conn *c)
+{
+    c->in_use = 0;
+    free_conns[n_free++] = (uint32_t)(c - conns);
+    if (exit_after > 0 && ++clients_done == exit_after && !stopping)
+        shut_down();
+}
+
+static void on_close(gyre_op *op)
+{
+    conn_release(op->data);
+}
+
+static void conn_close_if_idle(conn *c)
+{
+    if (!c->closing || c->closed || c->recv_busy || c->send_busy || c->read_busy)
+        return;
+    c->closed = 1;
+    put_chunks(c);
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    c->file_fd = -1;
+    gyre_timer_stop(&c->linger);
+    /* Through gyre, not close(2): on the readiness backends gyre must drop
+     * the fd from its table before the number can come back from accept
+     * (a close(2) here, with the accept in the same batch, left the new
+     * connection unwatched on epoll). The send op is idle by now. */
+    gyre_op_close(&c->send, c->fd);
+    if (gyre_submit(loop, &c->send, on_close) != 0) {
+        close(c->fd);
+        conn_release(c);
+    }
+}
+
+/* Ends c: everything in flight is cancelled, and c is closed once it has
+ * all completed. */
+static void conn_end(conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->recv_busy)
+        (void)gyre_cancel(loop, &c->recv);
+    if (c->send_busy)
+        (void)gyre_cancel(loop, &c->send);
+    if (c->read_busy)
+        (void)gyre_cancel(loop, &c->read);
+    conn_close_if_idle(c);
+}
+
+static void arm_recv(conn *c)
+{
+    gyre_op_recv_multishot(&c->recv, c->fd, pool);
+    c->recv_busy = gyre_submit(loop, &c->recv, on_recv) == 0;
+    if (!c->recv_busy)
+        conn_end(c);
+}
+
+static void kick_send(conn *c)
+{
+    if (c->send_busy || c->closing || c->out_off == c->out_len)
+        return;
+    gyre_op_send(&c->send, c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    c->send_busy = gyre_submit(loop, &c->send, on_send) == 0;
+    if (!c->send_busy)
+        conn_end(c);
+}
+
+/* Makes room at the end of the output buffer, when nothing in flight points
+ * into it. */
+static void out_compact(conn *c)
+{
+    if (c->send_busy || c->read_busy || c->out_off == 0)
+        return;
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+}
+
+static void pump_file(conn *c)
+{
+    uint64_t want;
+
+    if (c->file_fd < 0 || c->read_busy || c->closing)
+        return;
+    if (OUT_CAP - c->out_len < FILE_READ_MIN)
+        out_compact(c);
+    if (OUT_CAP - c->out_len < FILE_READ_MIN)
+        return; /* on_send calls again */
+    want = OUT_CAP - c->out_len;
+    if (want > c->file_left)
+        want = c->file_left;
+    gyre_op_read(&c->read, c->file_fd, c->out + c->out_len, (uint32_t)want, c->file_off);
+    c->read_busy = gyre_submit(loop, &c->read, on_file_read) == 0;
+    if (!c->read_busy)
+        conn_end(c);
+}
+
+static void on_file_read(gyre_op *op)
+{
+    conn *c = op->data;
+
+    c->read_busy = 0;
+    if (c->closing) {
+        conn_close_if_idle(c);
+        return;
+    }
+    if (op->result <= 0) {
+        /* The head promised file_left more bytes; an error or a file that
+         * shrank leaves no honest way on but to close. */
+        conn_end(c);
+        return;
+    }
+    c->out_len += (uint32_t)op->result;
+    c->file_off += (uint64_t)op->result;
+    c->file_left -= (uint64_t)op->result;
+    if (c->file_left == 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+        conn_process(c); /* pipelined requests waited for this file */
+    } else {
+        pump_file(c);
+    }
+    kick_send(c);
+    conn_check_finish(c);
+}
+
+static void on_linger(gyre_timer *t)
+{
+    conn_end(t->base.data);
+}
+
+/* The last response is out: shut the write side, drain what the client
+ * still sends until its EOF or LINGER_NS, then close. */
+static void start_linger(conn *c)
+{
+    c->lingering = 1;
+    put_chunks(c);
+    c->in_len = 0;
+    (void)shutdown(c->fd, SHUT_WR);
+    if (gyre_timer_start(&c->linger, on_linger, LINGER_NS, 0) != 0) {
+        conn_end(c);
+        return;
+    }
+    if (!c->recv_busy)
+        arm_recv(c);
+}
+
+/* Closes c if it has nothing more to do. */
+static void conn_check_finish(conn *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    if (c->send_busy || c->read_busy || c->file_fd >= 0 || c->out_len != c->out_off)
+        return;
+    if (c->close_after && !c->peer_eof && !stopping)
+        start_linger(c);
+    else if (c->close_after || c->peer_eof)
+        conn_end(c);
+}
+
+/* --- requests --- */
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes the path of target[0..len) (up to '?') into path_buf,
+ * without its leading slashes. Returns 0, or -1 for a bad escape or a NUL. */
+static int decode_path(const char *target, uint32_t len)
+{
+    uint32_t i = 0, n = 0;
+    int hi, lo;
+
+    while (i < len && target[i] == '/')
+        i++;
+    for (; i < len && target[i] != '?' && target[i] != '#'; i++) {
+        char ch = target[i];
+
+        if (ch == '%') {
+            if (i + 2 >= len || (hi = hex_digit(target[i + 1])) < 0 ||
+                (lo = hex_digit(target[i + 2])) < 0)
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+            if (ch == '\0')
+                return -1;
+        }
+        path_buf[n++] = ch;
+    }
+    path_buf[n] = '\0';
+    return 0;
+}
+
+/* 1 if path has a ".." segment. */
+static int has_dotdot(const char *path)
+{
+    const char *p = path;
+
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return 1;
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return 0;
+}
+
+/* Without openat2: one component at a time, never following a symlink
+ * (O_NOFOLLOW on the last, O_PATH|O_DIRECTORY|O_NOFOLLOW on the others, so a
+ * symlinked directory is ENOTDIR). Returns an fd or -errno. */
+static int open_walk(char *path)
+{
+    int dir = root_fd, fd = -EINVAL;
+    char *seg = path, *slash;
+
+    for (;;) {
+        while (*seg == '/')
+            seg++;
+        slash = strchr(seg, '/');
+        if (slash)
+            *slash = '\0';
+        while (slash && slash[1] == '/')
+            slash++;
+        if (!slash || slash[1] == '\0') {
+            fd = openat(dir, seg, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            fd = fd < 0 ? -errno : fd;
+            break;
+        }
+        fd = openat(dir, seg, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            fd = -errno;
+            break;
+        }
+        if (dir != root_fd)
+            close(dir);
+        dir = fd;
+        seg = slash + 1;
+    }
+    if (dir != root_fd)
+        close(dir);
+    return fd;
+}
+
+/* Opens path beneath the root. Returns an fd or -errno. */
+static int open_beneath(char *path)
+{
+    struct open_how how = {
+        .flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd;
+
+    if (use_openat2) {
+        /* O_NONBLOCK: a FIFO put under the root must not block the loop in
+         * open(); it is cleared again for regular files (io_uring would
+         * otherwise answer reads of uncached pages with EAGAIN). */
+        fd = syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+        return fd < 0 ? -errno : (int)fd;
+    }
+    if (has_dotdot(path))
+        return -EXDEV;
+    return open_walk(path);
+}
+
+static const char *content_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html"},     {".txt", "text/plain"},        {".css", "text/css"},
+        {".js", "text/javascript"}, {".json", "application/json"}, {".png", "image/png"},
+        {".jpg", "image/jpeg"},     {".svg", "image/svg+xml"},
+    };
+    const char *dot = strrchr(path, '.');
+    size_t i;
+
+    for (i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+static void serve_file(conn *c, const http_request *req, int how)
+{
+    int head_only = req->method == HTTP_HEAD, fd, status;
+    struct stat st;
+
+    if (decode_path(req->target, req->target_len) != 0) {
+        respond_fatal(c, 400);
+        return;
+    }
+    fd = open_beneath(path_buf);
+    if (fd < 0) {
+        /* EXDEV: resolution would leave the root (".." or a symlink);
+         * ELOOP: a symlink where none may be followed. */
+        status = fd == -ENOENT || fd == -ENOTDIR                                 ? 404
+                 : fd == -EXDEV || fd == -ELOOP || fd == -EACCES || fd == -EPERM ? 403
+                                                                                 : 500;
+        put_status(c, status, how, NULL, head_only);
+        return;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) != 0) {
+        close(fd);
+        put_status(c, 404, how, NULL, head_only);
+        return;
+    }
+    put_head(c, 200, (uint64_t)st.st_size, content_type(path_buf), how, NULL);
+    if (head_only || st.st_size == 0) {
+        close(fd);
+        return;
+    }
+    c->file_fd = fd;
+    c->file_off = 0;
+    c->file_left = (uint64_t)st.st_size;
+    pump_file(c);
+}
+
+static void handle_request(conn *c, const http_request *req)
+{
+    int how = !req->keep_alive ? CONN_CLOSE : req->version_minor == 0 ? CONN_KEEP_10 : CONN_KEEP_11;
+    int is_root = req->target_len == 1 || (req->target_len > 1 && req->target[1] == '?');
+    int get_head = req->method == HTTP_GET || req->method == HTTP_HEAD;
+
+    if (!req->keep_alive)
+        c->close_after = 1;
+    if (req->expect_continue && (req->chunked || req->content_length > 0))
+        c->out_len =
+            (uint32_t)(PUT_LIT(c->out + c->out_len, "HTTP/1.1 100 Continue\r\n\r\n") - c->out);
+    if (req->method == HTTP_OTHER) {
+        put_status(c, 501, how, NULL, 0);
+    } else if (req->target[0] != '/') {
+        put_status(c, 405, how, "Allow: GET, HEAD, POST\r\n", 0); /* OPTIONS * */
+    } else if (is_root && (get_head || req->method == HTTP_POST)) {
+        if (how == CONN_KEEP_11 && req->method != HTTP_HEAD) {
+            /* The common case, one copy. */
+            refresh_date();
+            memcpy(c->out + c->out_len, fixed_resp, fixed_len);
+            c->out_len += fixed_len;
+        } else {
+            put_head(c, 200, sizeof FIXED_BODY - 1, "text/plain", how, NULL);
+            if (req->method != HTTP_HEAD)
+                c->out_len = (uint32_t)(PUT_LIT(c->out + c->out_len, FIXED_BODY) - c->out);
+        }
+    } else if (is_root) {
+        put_status(c, 405, how, "Allow: GET, HEAD, POST\r\n", req->method == HTTP_HEAD);
+    } else if (root_fd < 0) {
+        put_status(c, 404, how, NULL, req->method == HTTP_HEAD);
+    } else if (!get_head) {
+        put_status(c, 405, how, "Allow: GET, HEAD\r\n", 0);
+    } else {
+        serve_file(c, req, how);
+    }
+}
+
+/* Drops n bytes from the front of the input: the carried-over buffer or the
+ * head pool buffer. */
+static void consume(conn *c, int from_in, uint32_t n)
+{
+    if (from_in) {
+        memmove(c->in, c->in + n, c->in_len - n);
+        c->in_len -= n;
+        return;
+    }
+    chunks[c->head].off += n;
+    if (chunks[c->head].off == chunks[c->head].len) {
+        uint32_t id = c->head;
+
+        c->head = chunks[id].next;
+        c->held--;
+        gyre_bufpool_put(pool, id);
+    }
+}
+
+/* Discards body bytes from p[0..n). Returns the bytes used or -1 if the
+ * chunked body is malformed. */
+static int64_t discard_body(conn *c, const char *p, uint32_t n)
+{
+    uint64_t used = 0;
+    size_t off, len;
+    int64_t r;
+    int done;
+
+    if (!c->body_chunked) {
+        used = n < c->body_left ? n : c->body_left;
+        c->body_left -= used;
+        return (int64_t)used;
+    }
+    while (used < n) {
+        r = http_chunked_feed(&c->chunked, p + used, n - used, &done, &off, &len);
+        if (r < 0)
+            return -1;
+        used += (uint64_t)r;
+        if (done) {
+            c->body_chunked = 0;
+            break;
+        }
+    }
+    return (int64_t)used;
+}
+
+/* Parses and answers every whole request the input holds, as far as the
+ * output buffer has room; a file response holds the rest back until it is
+ * out. */
+static void conn_process(conn *c)
+{
+    http_request req;
+
+    while (!c->closing && !c->close_after && !c->lingering && c->file_fd < 0) {
+        const char *p;
+        uint32_t n, take;
+        int from_in = c->in_len > 0, rc;
+        int64_t used;
+
+        if (OUT_CAP - c->out_len < RESP_ROOM)
+            out_compact(c);
+        if (OUT_CAP - c->out_len < RESP_ROOM)
+            break; /* on_send comes back here */
+        if (from_in) {
+            p = c->in;
+            n = c->in_len;
+        } else if (c->head != NONE) {
+            p = (const char *)gyre_bufpool_buf(pool, c->head) + chunks[c->head].off;
+            n = chunks[c->head].len - chunks[c->head].off;
+        } else {
+            break;
+        }
+        if (c->body_left > 0 || c->body_chunked) {
+            used = discard_body(c, p, n);
+            if (used < 0) {
+                respond_fatal(c, 400);
+                break;
+            }
+            consume(c, from_in, (uint32_t)used);
+            continue;
+        }
+        rc = http_parse_request(p, n, &req);
+        if (rc == HTTP_INCOMPLETE) {
+            /* Gather the rest of the head in `in`; the parser's limit ends
+             * this before `in` is full (HTTP_MAX_HEAD). */
+            if (c->head == NONE)
+                break;
+            take = chunks[c->head].len - chunks[c->head].off;
+            if (take > sizeof c->in - c->in_len)
+                take = (uint32_t)(sizeof c->in - c->in_len);
+            memcpy(c->in + c->in_len,
+                   (const char *)gyre_bufpool_buf(pool, c->head) + chunks[c->head].off, take);
+            c->in_len += take;
+            consume(c, 0, take);
+            continue;
+        }
+        if (rc < 0) {
+            respond_fatal(c, -rc);
+            break;
+        }
+        handle_request(c, &req);
+        c->body_left = req.has_content_length ? req.content_length : 0;
+        c->body_chunked = req.chunked;
+        if (req.chunked)
+            http_chunked_init(&c->chunked);
+        consume(c, from_in, (uint32_t)rc);
+    }
+    if (c->paused && !c->recv_busy && c->head == NONE && !c->closing && !c->peer_eof) {
+        c->paused = 0;
+        arm_recv(c);
+    }
+}
+
+static void on_send(gyre_op *op)
+{
+    conn *c = op->data;
+
+    c->send_busy = 0;
+    if (c->closing) {
+        conn_close_if_idle(c);
+        return;
+    }
+    if (op->result < 0) {
+        conn_end(c);
+        return;
+    }
+    c->out_off += (uint32_t)op->result;
+    if (c->out_off == c->out_len && !c->read_busy)
+        c->out_off = c->out_len = 0;
+    pump_file(c);
+    conn_process(c);
+    kick_send(c);
+    conn_check_finish(c);
+}
+
+static void on_recv(gyre_op *op)
+{
+    conn *c = op->data;
+
+    if (!(op->flags & GYRE_OP_MORE))
+        c->recv_busy = 0;
+    if (op->result > 0 && (op->flags & GYRE_OP_BUFFER)) {
+        if (c->closing || c->lingering) {
+            gyre_bufpool_put(pool, op->buf_id);
+        } else {
+            chunks[op->buf_id] = (chunk){.off = 0, .len = (uint32_t)op->result, .next = NONE};
+            if (c->head == NONE)
+                c->head = op->buf_id;
+            else
+                chunks[c->tail].next = op->buf_id;
+            c->tail = op->buf_id;
+            c->held++;
+            conn_process(c);
+            kick_send(c);
+            if (c->held > CONN_MAX_HELD && c->recv_busy && !c->paused) {
+                c->paused = 1;
+                (void)gyre_cancel(loop, &c->recv);
+            }
+        }
+        /* A final completion with data: the recv ended for a reason of its
+         * own (not end of stream), so it goes on. */
+        if (!c->recv_busy && !c->closing && !c->paused)
+            arm_recv(c);
+        else if (c->closing)
+            conn_close_if_idle(c);
+        else
+            conn_check_finish(c);
+        return;
+    }
+    if (c->recv_busy)
+        return;
+    if (c->closing) {
+        conn_close_if_idle(c);
+    } else if (op->result == -ECANCELED && c->paused) {
+        conn_process(c); /* re-armed there once the FIFO is empty */
+    } else if (op->result == 0 && !c->lingering) {
+        /* The client is done sending; what it sent is still answered. */
+        c->peer_eof = 1;
+        c->paused = 0;
+        conn_process(c);
+        kick_send(c);
+        conn_check_finish(c);
+    } else {
+        conn_end(c);
+    }
+}
+
+static void on_accept(gyre_op *op)
+{
+    int fd = (int)op->result, one = 1;
+    conn *c;
+
+    if (!(op->flags & GYRE_OP_MORE) && !stopping && gyre_submit(loop, &accept_op, on_accept) != 0) {
+        fprintf(stderr, "gyre-http: cannot accept any more\n");
+        gyre_loop_stop(loop);
+    }
+    if (fd < 0)
+        return;
+    if (n_free == 0 || stopping) {
+        close(fd); /* full: the client sees the connection close */
+        return;
+    }
+    c = &conns[free_conns[--n_free]];
+    /* The header fields only: the buffers are written before they are read. */
+    memset(c, 0, offsetof(conn, in));
+    c->fd = fd;
+    c->file_fd = -1;
+    c->head = c->tail = NONE;
+    c->in_use = 1;
+    c->recv.data = c->send.data = c->read.data = c;
+    gyre_timer_init(loop, &c->linger);
+    c->linger.base.data = c;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    arm_recv(c);
+}
+
+static void on_stop_timer(gyre_timer *t)
+{
+    size_t i;
+
+    (void)t;
+    for (i = 0; i < HTTP_MAX_CONNS; i++)
+        if (conns[i].in_use)
+            conn_end(&conns[i]);
+}
+
+static void on_signal(gyre_signal *s, int signo)
+{
+    (void)s;
+    (void)signo;
+    shut_down();
+}
+
+/* Stop accepting; idle connections close now, busy ones after the response
+ * they are sending, and anything left after STOP_GRACE_NS is cancelled. */
+static void shut_down(void)
+{
+    size_t i;
+
+    if (stopping)
+        return;
+    stopping = 1;
+    gyre_signal_stop(&sig_term);
+    gyre_signal_stop(&sig_int);
+    (void)gyre_cancel(loop, &accept_op);
+    for (i = 0; i < HTTP_MAX_CONNS; i++) {
+        conn *c = &conns[i];
+
+        if (!c->in_use || c->closing)
+            continue;
+        c->close_after = 1;
+        if (c->lingering)
+            conn_end(c);
+        else
+            conn_check_finish(c);
+    }
+    /* Unreferenced: the loop ends as soon as the connections have. */
+    if (gyre_timer_start(&stop_timer, on_stop_timer, STOP_GRACE_NS, 0) == 0)
+        gyre_handle_unref(&stop_timer.base);
+}
+
+static int listen_on(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd, one = 1;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* Non-blocking: the readiness backends emulate multishot accept by
+     * accepting until EAGAIN (see gyre-echo). */
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
+        fprintf(stderr, "gyre-http: listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
+static int open_root(const char *dir)
+{
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+    long fd;
+
+    root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) {
+        fprintf(stderr, "gyre-http: --root %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (use_openat2) {
+        fd = syscall(SYS_openat2, root_fd, ".", &how, sizeof how);
+        if (fd >= 0)
+            close((int)fd);
+        else if (errno == ENOSYS)
+            use_openat2 = 0; /* before Linux 5.6, or filtered by seccomp */
+    }
+    return 0;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: gyre-http --port P [--backend auto|uring|epoll|poll|select]\n"
+                    "                 [--root DIR] [--exit-after-clients N] [--no-openat2]\n"
+                    "       gyre-http --version\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    gyre_loop_opts opts = {0};
+    const char *root = NULL;
+    struct rlimit rl;
+    long port = 0;
+    int i, rc;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("gyre-http (gyre %s)\n", gyre_version_string());
+            return 0;
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            port = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
+            opts.backend = argv[++i];
+        } else if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) {
+            root = argv[++i];
+        } else if (strcmp(argv[i], "--exit-after-clients") == 0 && i + 1 < argc) {
+            /* For valgrind, where a signal cannot interrupt io_uring_enter. */
+            exit_after = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--no-openat2") == 0) {
+            /* The fallback path resolution, for testing it where openat2 works. */
+            use_openat2 = 0;
+        } else {
+            return usage();
+        }
+    }
+    if (port <= 0 || port > 65535)
+        return usage();
+    if (root && open_root(root) != 0)
+        return 1;
+    /* A slab of HTTP_MAX_CONNS connections needs as many descriptors. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    listen_fd = listen_on((int)port);
+    if (listen_fd < 0)
+        return 1;
+    rc = gyre_loop_new(&loop, &opts);
+    if (rc < 0) {
+        fprintf(stderr, "gyre-http: gyre_loop_new: %s\n", gyre_strerror(rc));
+        return 1;
+    }
+    rc = gyre_bufpool_new(loop, &pool, HTTP_BUFS, HTTP_BUF_SIZE);
+    if (rc < 0) {
+        fprintf(stderr, "gyre-http: gyre_bufpool_new: %s\n", gyre_strerror(rc));
+        return 1;
+    }
+    for (i = 0; i < HTTP_MAX_CONNS; i++)
+        free_conns[n_free++] = (uint32_t)(HTTP_MAX_CONNS - 1 - i);
+    refresh_date();
+    gyre_signal_init(loop, &sig_term);
+    gyre_signal_init(loop, &sig_int);
+    gyre_timer_init(loop, &stop_timer);
+    gyre_op_accept_multishot(&accept_op, listen_fd);
+    if ((rc = gyre_signal_start(&sig_term, on_signal, SIGTERM)) < 0 ||
+        (rc = gyre_signal_start(&sig_int, on_signal, SIGINT)) < 0 ||
+        (rc = gyre_submit(loop, &accept_op, on_accept)) < 0) {
+        fprintf(stderr, "gyre-http: start: %s\n", gyre_strerror(rc));
+        return 1;
+    }
+    rc = gyre_loop_run(loop, GYRE_RUN_DEFAULT);
+    if (rc < 0) {
+        fprintf(stderr, "gyre-http: gyre_loop_run: %s\n", gyre_strerror(rc));
+        return 1;
+    }
+    gyre_timer_stop(&stop_timer);
+    if ((rc = gyre_bufpool_free(pool)) < 0 || (rc = gyre_loop_free(loop)) < 0) {
+        fprintf(stderr, "gyre-http: shutdown: %s\n", gyre_strerror(rc));
+        return 1;
+    }
+    close(listen_fd);
+    if (root_fd >= 0)
+        close(root_fd);
+    return 0;
+}
