@@ -71,6 +71,7 @@
 #include <sys/uio.h>
 
 #include "backend/engine.h"
+#include "backend/probe.h"
 #include "core/alloc.h"
 #include "sys/sys.h"
 
@@ -115,15 +116,13 @@ struct la {
 /* --- probe --- */
 
 static struct {
-    int ok;
-    int err; /* when !ok: the -errno behind reason */
+    int err; /* when the probe failed: the -errno behind reason */
     int fsync;
     const char *reason;
 } probed;
 /* 0 = not probed, 1 = probed (probed.* is then immutable). The release store
  * orders every write to `probed` before it; readers load with acquire. */
-static atomic_int probe_state;
-static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gyre__probe probe_cache = GYRE__PROBE_INIT;
 
 /* A static reason string for (what, -errno). */
 #define REASON(what, err)                                                                          \
@@ -218,26 +217,7 @@ static int probe_run(void)
 
 static int la_probe(void)
 {
-    int r;
-
-    /* Pairs with the release store below: probed.* is complete. */
-    if (atomic_load_explicit(&probe_state, memory_order_acquire))
-        return probed.ok;
-    pthread_mutex_lock(&probe_lock);
-    if (!atomic_load_explicit(&probe_state, memory_order_relaxed)) {
-        r = probe_run();
-        if (r < 0) {
-            /* Out of fds, memory or AIO contexts right now: the engine may
-             * well work, and init() will report the real error. */
-            pthread_mutex_unlock(&probe_lock);
-            return 1;
-        }
-        probed.ok = r;
-        /* Publishes every field of probed written above. */
-        atomic_store_explicit(&probe_state, 1, memory_order_release);
-    }
-    pthread_mutex_unlock(&probe_lock);
-    return probed.ok;
+    return gyre__probe_once(&probe_cache, probe_run);
 }
 
 /* --- FIFOs through be[] --- */
@@ -444,9 +424,9 @@ static int la_init(void **state, const char **reason)
         return r;
     }
     la->efd = r;
-    /* Pairs with the release store in la_probe(); a probe that was not
+    /* Pairs with the release store in gyre__probe_once(); a probe not
      * cached (transient failure) leaves fsync to the pool. */
-    la->fsync = atomic_load_explicit(&probe_state, memory_order_acquire) && probed.fsync;
+    la->fsync = gyre__probe_done(&probe_cache) && probed.fsync;
     *state = la;
     return 0;
 }

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/probe.h"
 #include "backend/uring.h"
 #include "core/alloc.h"
 #include "sys/inject.h"
@@ -167,8 +168,7 @@ enum profile {
 };
 
 struct probe {
-    int ok;
-    int err; /* when !ok: the -errno behind reason */
+    int err; /* when the probe failed: the -errno behind reason */
     const char *reason;
     uint32_t features;
     /* setup flags this kernel accepts (profile applied) */
@@ -189,8 +189,7 @@ static struct probe probed;
 static atomic_int probe_transient;
 /* 0 = not probed, 1 = probed (probed.* is then immutable). The release store
  * orders every write to `probed` before it; readers load with acquire. */
-static atomic_int probe_state;
-static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gyre__probe probe_cache = GYRE__PROBE_INIT;
 
 /* A static reason string for (what, -errno). */
 #define REASON(what, err)                                                                          \
@@ -347,32 +346,13 @@ static int probe_run(void)
 
 static int gyre_uring_probe(void)
 {
-    int r;
-
-    /* Pairs with the release store below: probed.* is complete. */
-    if (atomic_load_explicit(&probe_state, memory_order_acquire))
-        return probed.ok;
-    pthread_mutex_lock(&probe_lock);
-    if (!atomic_load_explicit(&probe_state, memory_order_relaxed)) {
-        r = probe_run();
-        if (r < 0) {
-            /* Out of fds or memory right now: io_uring may well work, and
-             * init() will report the real error. Not cached. */
-            pthread_mutex_unlock(&probe_lock);
-            return 1;
-        }
-        probed.ok = r;
-        /* Publishes every field of probed written above. */
-        atomic_store_explicit(&probe_state, 1, memory_order_release);
-    }
-    pthread_mutex_unlock(&probe_lock);
-    return probed.ok;
+    return gyre__probe_once(&probe_cache, probe_run);
 }
 
 const char *gyre__uring_unavailable_reason(void)
 {
-    /* Pairs with the release store in gyre_uring_probe(). */
-    if (!atomic_load_explicit(&probe_state, memory_order_acquire) || probed.ok)
+    /* Pairs with the release store in gyre__probe_once(). */
+    if (!gyre__probe_done(&probe_cache) || probe_cache.ok)
         return "";
     return probed.reason;
 }
@@ -498,8 +478,8 @@ static int gyre_uring_init(void **state, const gyre_loop_opts *opts, const char 
         *reason = probed.reason;
         return probed.err;
     }
-    /* Pairs with the release store in gyre_uring_probe(). */
-    if (!atomic_load_explicit(&probe_state, memory_order_acquire)) {
+    /* Pairs with the release store in gyre__probe_once(). */
+    if (!gyre__probe_done(&probe_cache)) {
         *reason = "io_uring: probe failed for lack of fds or memory";
         return atomic_load_explicit(&probe_transient, memory_order_relaxed);
     }
