@@ -122,9 +122,13 @@ static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
 #define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
 #define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
 
+/* A backend capability bit the core uses but does not report: GYRE_RDHUP
+ * can only be watched together with GYRE_IN (select has no hang-up set). */
+#define GYRE__CAP_RDHUP_NEEDS_IN 0x80000000u
+
 struct gyre__backend {
     const char *name;
-    uint32_t caps; /* GYRE_CAP_* */
+    uint32_t caps; /* GYRE_CAP_*, and GYRE__CAP_* */
 
     /* 1 if this backend can run on this machine, 0 if not. May be called
      * often: cache anything expensive. */

@@ -160,4 +160,4 @@ static int select_fd(void *state)
     return -ENOTSUP;
 }
 
-GYRE__BACKEND_DEFINE(gyre__backend_select, "select", 0, select);
+GYRE__BACKEND_DEFINE(gyre__backend_select, "select", GYRE__CAP_RDHUP_NEEDS_IN, select);

@@ -150,12 +150,17 @@ void gyre__fd_flush(gyre_loop *loop)
      * a time off the end rather than walking a list that can change. */
     while (loop->ndirty > 0) {
         int fd = loop->dirty[--loop->ndirty];
-        int r;
+        int r = gyre__fd_sync(loop, fd, 0);
 
-        loop->fds[fd].dirty = 0;
-        r = gyre__fd_sync(loop, fd, 0);
-        if (r < 0)
+        /* The entry stays marked dirty while its ops fail, so failing them
+         * cannot put it back on the list (that spun forever when the
+         * registration kept failing); one more try registers what is left
+         * (a watch), and if even that fails the old registration stands. */
+        if (r < 0) {
             gyre__emul_fail_fd(loop, fd, r);
+            (void)gyre__fd_sync(loop, fd, 0);
+        }
+        loop->fds[fd].dirty = 0;
     }
 }
 

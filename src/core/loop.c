@@ -393,7 +393,7 @@ GYRE_API const char *gyre_loop_backend(const gyre_loop *loop)
 
 GYRE_API uint32_t gyre_loop_caps(const gyre_loop *loop)
 {
-    return loop != NULL ? loop->caps : 0;
+    return loop != NULL ? loop->caps & ~GYRE__CAP_RDHUP_NEEDS_IN : 0;
 }
 
 GYRE_API int gyre_loop_fd(const gyre_loop *loop)
@@ -540,7 +540,7 @@ GYRE_API int gyre_loop_info(const gyre_loop *loop, gyre_info *out)
                        : loop->fe != NULL ? loop->fe->name
                                           : "pool";
     out->reason = loop->reason != NULL ? loop->reason : "";
-    out->caps = loop->caps;
+    out->caps = loop->caps & ~GYRE__CAP_RDHUP_NEEDS_IN;
     return 0;
 }
 

@@ -40,6 +40,10 @@ GYRE_API int gyre_watch_start(gyre_watch *w, uint32_t events, gyre_watch_cb cb)
     loop = w->base.gyre__priv.loop;
     if ((events & GYRE_EDGE) && !(loop->caps & GYRE_CAP_EDGE))
         return -ENOTSUP;
+    /* Refused whatever ops on the fd want now: once they are gone the
+     * registration could not be made (found by fuzz-ops). */
+    if ((loop->caps & GYRE__CAP_RDHUP_NEEDS_IN) && (want & (GYRE_IN | GYRE_RDHUP)) == GYRE_RDHUP)
+        return -ENOTSUP;
     fd = w->gyre__priv.fd;
     r = gyre__fd_reserve(loop, fd);
     if (r < 0)
