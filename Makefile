@@ -51,7 +51,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
 	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 
 .PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
-	deps help
+	deps help fuzz
 
 all: build
 
@@ -95,6 +95,13 @@ tsan:
 	$(call configure,$(BUILD_TSAN),$(CLANG),$(SANITIZE_FLAGS),OFF,thread)
 	$(call compile,$(BUILD_TSAN))
 	$(SAN_ENV) $(NO_ASLR) $(call ctest,$(BUILD_TSAN)) -L threads -LE posixaio
+
+# libFuzzer targets (fuzz/Makefile): each runs FUZZ_SECONDS and fails on any finding.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@$(DEPS) build sanitize
+	@$(CMAKE_ENV) $(MAKE) --no-print-directory -f fuzz/Makefile run -j $(JOBS) CLANG=$(CLANG) \
+		FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 format:
 	@$(DEPS) format
