@@ -25,6 +25,11 @@
 struct gyre__file_engine {
     const char *name;
 
+    /* 1 if the engine cannot go on in a forked child (glibc's AIO has no
+     * fork handling: requests a child queues soon after the parent's may
+     * never run); the child's file ops then go to the pool. */
+    int no_fork;
+
     /* 1 if the engine can run here (cache anything expensive). */
     int (*probe)(void);
 

@@ -512,6 +512,7 @@ static int pa_reap(void *state, gyre__event *out, int max)
 
 const struct gyre__file_engine gyre__engine_posixaio = {
     .name = "posixaio",
+    .no_fork = 1,
     .probe = pa_probe,
     .init = pa_init,
     .fini = pa_fini,

@@ -163,14 +163,12 @@ int gyre__engine_fork(gyre_loop *loop)
         gyre__opq_remove(&loop->engine_ops, op);
         gyre__op_ready(loop, op, -ECANCELED);
     }
-    /* fini() in a child only lets go of the parent's objects (both engines
-     * check). glibc's AIO has no fork handling, so requests a child queues
-     * soon after the parent's may never run: the child's files go to the
-     * pool instead. Linux AIO contexts are per process: a new one works. */
+    /* fini() in a child only lets go of the parent's objects (engine.h); an
+     * engine that cannot go on in a child leaves its files to the pool. */
     unwire(loop);
     loop->fe->fini(loop->fe_state);
     loop->fe_state = NULL;
-    if (loop->fe == &gyre__engine_posixaio) {
+    if (loop->fe->no_fork) {
         loop->fe = NULL;
         return 0;
     }

@@ -182,6 +182,14 @@ void bench_guard_disarm(bench_guard *g);
  * now in force. */
 long bench_raise_nofile(void);
 
+/* The folder of gyre-bench's own binary (build/bin), where the example
+ * servers and peers are built too. Returns 0 or -1. */
+int bench_bin_dir(char *buf, size_t size);
+
+/* The first line of a shell command's output into buf ("" if none): peer
+ * and tool versions. */
+void bench_first_line(const char *cmd, char *buf, size_t size);
+
 /* Forks a child that runs fn(arg) and exits with its return value; the child
  * also dies with SIGTERM when the parent does, so no run leaves it behind.
  * Returns the pid, or -errno. */

@@ -163,43 +163,15 @@ static void column_of(char *buf, size_t size, const echo_config *c)
 
 /* Where gyre-bench's own binary is: gyre-echo and the peers are built next
  * to it (build/bin). */
-static int bin_dir(char *buf, size_t size)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-    char *slash;
-
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    slash = strrchr(buf, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    return 0;
-}
-
-/* First line of `cmd`'s output into buf ("" if none). */
-static void first_line(const char *cmd, char *buf, size_t size)
-{
-    FILE *f = popen(cmd, "r");
-
-    buf[0] = '\0';
-    if (!f)
-        return;
-    if (fgets(buf, (int)size, f))
-        buf[strcspn(buf, "\n")] = '\0';
-    pclose(f);
-}
-
 static void server_version(echo_server *s)
 {
     char cmd[PATH_MAX + 64], pkg[64] = "";
 
     snprintf(cmd, sizeof cmd, "'%s' --version 2>/dev/null", s->path);
-    first_line(cmd, s->version, sizeof s->version);
+    bench_first_line(cmd, s->version, sizeof s->version);
     if (s->package) {
         snprintf(cmd, sizeof cmd, "dpkg-query -W -f='${Version}' %s 2>/dev/null", s->package);
-        first_line(cmd, pkg, sizeof pkg);
+        bench_first_line(cmd, pkg, sizeof pkg);
     }
     if (n_echo_versions < ECHO_MAX_SERVERS)
         snprintf(echo_versions[n_echo_versions++], sizeof echo_versions[0], "  %-12s %s%s%s%s",
@@ -229,7 +201,7 @@ static void echo_servers(echo_run *run, const char *const *backends, size_t n_ba
     echo_server *s;
     size_t i;
 
-    if (bin_dir(dir, sizeof dir) != 0)
+    if (bench_bin_dir(dir, sizeof dir) != 0)
         snprintf(dir, sizeof dir, ".");
     for (i = 0; i < n_backends && run->n < ECHO_MAX_SERVERS - N_PEERS; i++) {
         snprintf(name, sizeof name, "gyre-%s", backends[i]);

@@ -757,35 +757,6 @@ static int have_backend(const char *const *backends, size_t n, const char *name)
     return 0;
 }
 
-/* Where gyre-bench's own binary is: the peers are built next to it. */
-static int bin_dir(char *buf, size_t size)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-    char *slash;
-
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    slash = strrchr(buf, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    return 0;
-}
-
-/* First line of `cmd`'s output into buf ("" if none). */
-static void first_line(const char *cmd, char *buf, size_t size)
-{
-    FILE *f = popen(cmd, "r");
-
-    buf[0] = '\0';
-    if (!f)
-        return;
-    if (fgets(buf, (int)size, f))
-        buf[strcspn(buf, "\n")] = '\0';
-    pclose(f);
-}
-
 /* Sets up every subject, or marks why it is out of the run. */
 static void file_subjects(file_run *run, const char *const *backends, size_t n_backends)
 {
@@ -801,15 +772,15 @@ static void file_subjects(file_run *run, const char *const *backends, size_t n_b
             readiness = backends[i];
     if (have_backend(backends, n_backends, "epoll"))
         readiness = "epoll";
-    if (bin_dir(dir, sizeof dir) != 0)
+    if (bench_bin_dir(dir, sizeof dir) != 0)
         snprintf(dir, sizeof dir, ".");
-    first_line("fio --version 2>/dev/null", ver, sizeof ver);
+    bench_first_line("fio --version 2>/dev/null", ver, sizeof ver);
     run->fio = ver[0] ? "fio" : NULL;
     describe_line("  %-12s %s", "fio", ver[0] ? ver : "(not installed: Debian package fio)");
     snprintf(run->peer, sizeof run->peer, "%.*s/fs-libuv", (int)(sizeof run->peer - 16), dir);
     snprintf(cmd, sizeof cmd, "'%s' --version 2>/dev/null", run->peer);
-    first_line(cmd, ver, sizeof ver);
-    first_line("dpkg-query -W -f='${Version}' libuv1-dev 2>/dev/null", pkg, sizeof pkg);
+    bench_first_line(cmd, ver, sizeof ver);
+    bench_first_line("dpkg-query -W -f='${Version}' libuv1-dev 2>/dev/null", pkg, sizeof pkg);
     describe_line("  %-12s %s%s%s%s", "fs-libuv", ver[0] ? ver : "(not built: needs libuv1-dev)",
                   pkg[0] ? " (Debian " : "", pkg, pkg[0] ? ")" : "");
 

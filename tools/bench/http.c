@@ -130,33 +130,6 @@ typedef struct http_run {
 
 static char http_versions[4][128];
 
-static void first_line(const char *cmd, char *buf, size_t size)
-{
-    FILE *f = popen(cmd, "r");
-
-    buf[0] = '\0';
-    if (!f)
-        return;
-    if (fgets(buf, (int)size, f))
-        buf[strcspn(buf, "\n")] = '\0';
-    pclose(f);
-}
-
-static int bin_dir(char *buf, size_t size)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-    char *slash;
-
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    slash = strrchr(buf, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    return 0;
-}
-
 /* nginx's config for one port, in run->tmpdir. Returns 0 or -errno. */
 static int nginx_config(http_run *run, http_server *s)
 {
@@ -199,7 +172,7 @@ static void http_servers(http_run *run, const char *const *backends, size_t n_ba
     http_server *s;
     size_t i;
 
-    if (bin_dir(dir, sizeof dir) != 0)
+    if (bench_bin_dir(dir, sizeof dir) != 0)
         snprintf(dir, sizeof dir, ".");
     for (i = 0; i < n_backends && run->n < HTTP_MAX_SERVERS - 1; i++) {
         s = &run->servers[run->n++];
@@ -490,17 +463,17 @@ static void http_versions_probe(const http_run *run)
     char line[96], cmd[PATH_MAX + 64];
 
     snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", run->servers[0].path);
-    first_line(cmd, line, sizeof line);
+    bench_first_line(cmd, line, sizeof line);
     snprintf(http_versions[0], sizeof http_versions[0], "%-12s %s", "gyre-http",
              line[0] ? line : "(not built)");
-    first_line(NGINX_BIN " -v 2>&1", line, sizeof line);
+    bench_first_line(NGINX_BIN " -v 2>&1", line, sizeof line);
     snprintf(http_versions[1], sizeof http_versions[1], "%-12s %s", "nginx",
              line[0] ? line : "(not installed)");
-    first_line("dpkg-query -W -f='${Package} ${Version}' nginx-light 2>/dev/null", line,
-               sizeof line);
+    bench_first_line("dpkg-query -W -f='${Package} ${Version}' nginx-light 2>/dev/null", line,
+                     sizeof line);
     snprintf(http_versions[2], sizeof http_versions[2], "%-12s %s", "package",
              line[0] ? line : "(nginx-light not installed)");
-    first_line("wrk --version 2>&1", line, sizeof line);
+    bench_first_line("wrk --version 2>&1", line, sizeof line);
     snprintf(http_versions[3], sizeof http_versions[3], "%-12s %s", "wrk",
              line[0] ? line : "(not installed)");
 }

@@ -106,3 +106,30 @@ int bench_send_fd(int sock, int fd)
     while (n < 0 && errno == EINTR);
     return n == 1 ? 0 : n < 0 ? -errno : -EIO;
 }
+
+int bench_bin_dir(char *buf, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    char *slash;
+
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    slash = strrchr(buf, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    return 0;
+}
+
+void bench_first_line(const char *cmd, char *buf, size_t size)
+{
+    FILE *f = popen(cmd, "r");
+
+    buf[0] = '\0';
+    if (!f)
+        return;
+    if (fgets(buf, (int)size, f))
+        buf[strcspn(buf, "\n")] = '\0';
+    pclose(f);
+}
