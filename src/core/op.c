@@ -466,12 +466,14 @@ void gyre__loop_post(gyre_loop *loop, gyre_op *op)
      * never written here. */
     pthread_mutex_lock(&loop->post_lock);
     gyre__opq_push(&loop->posted, op);
-    pthread_mutex_unlock(&loop->post_lock);
     /* The same wakeup protocol as gyre_async_send (async.c): the loop clears
      * async_armed before it drains, so either it sees this op or this write
-     * wakes it. */
+     * wakes it. Done before the unlock: the loop drains under this lock, so
+     * once it can see the op (and complete it, and maybe free the loop) this
+     * thread no longer touches the loop (TSan: op_pool_slow_lane_blocked). */
     if (atomic_exchange(&loop->async_armed, 1) == 0)
         gyre__sys_eventfd_signal(loop->wake_fd);
+    pthread_mutex_unlock(&loop->post_lock);
 }
 
 void gyre__ops_drain_posted(gyre_loop *loop)
