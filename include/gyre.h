@@ -202,6 +202,9 @@ typedef struct gyre_stats {
     uint64_t kernel_enters;     /* io_uring_enter calls; readiness backends: waits */
     uint64_t file_inline;       /* file reads answered by the page cache inline */
     uint64_t file_pool;         /* file ops the file engine sent to the pool */
+    /* GYRE_FAULTS injections by kind, process-wide (they add up to
+     * faults_injected). */
+    uint64_t faults_eagain, faults_eintr, faults_short, faults_enomem, faults_delay, faults_reset;
     uint64_t reserved[4];
 } gyre_stats;
 

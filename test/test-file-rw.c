@@ -267,6 +267,18 @@ void test_file_fsync_readback(void)
     test_loop_free(loop);
 }
 
+/* The one read between a and b was answered inline, unless GYRE_FAULTS told
+ * its RWF_NOWAIT try EAGAIN ("not cached"), which sends it to the engine. */
+static void assert_inline(const gyre_stats *a, const gyre_stats *b)
+{
+    if (b->faults_eagain == a->faults_eagain) {
+        ASSERT_EQ(b->file_inline, a->file_inline + 1);
+        ASSERT_EQ(b->file_pool, a->file_pool);
+    } else {
+        ASSERT_LE(b->file_inline, a->file_inline + 1);
+    }
+}
+
 /* Data just written is in the page cache: a read of it completes inline
  * (file_inline counts it, the engine never sees it) with the right bytes,
  * on every engine. Writes are never inline. */
@@ -292,8 +304,7 @@ void test_file_inline_cached(void)
     for (size_t i = 4096; i < sizeof buf; i++)
         ASSERT_EQ(buf[i], GUARD_BYTE);
     s1 = stats_of(loop);
-    ASSERT_EQ(s1.file_inline, s0.file_inline + 1);
-    ASSERT_EQ(s1.file_pool, s0.file_pool);
+    assert_inline(&s0, &s1);
     ASSERT_EQ(s1.ops_completed, s0.ops_completed + 1);
 
     gyre_op_readv(&t.op, fd, iov, 2, 4000);
@@ -301,8 +312,7 @@ void test_file_inline_cached(void)
     ASSERT_EQ(memcmp(a, content + 4000, sizeof a), 0);
     ASSERT_EQ(memcmp(b, content + 5000, sizeof b), 0);
     s0 = stats_of(loop);
-    ASSERT_EQ(s0.file_inline, s1.file_inline + 1);
-    ASSERT_EQ(s0.file_pool, s1.file_pool);
+    assert_inline(&s1, &s0);
 
     /* A write is never answered inline. */
     gyre_op_write(&t.op, fd, "fresh", 5, 8192);

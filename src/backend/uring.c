@@ -763,6 +763,8 @@ static int gyre_uring_supports(void *state, unsigned opcode)
     }
 }
 
+static int inject_op_reset(struct ur *u, gyre_op *op);
+
 static int gyre_uring_submit(void *state, gyre_op *op)
 {
     struct ur *u = state;
@@ -777,6 +779,8 @@ static int gyre_uring_submit(void *state, gyre_op *op)
      * first CQE would end the link. The core carries those itself. */
     if (is_multishot(opc) && (gyre__op_kernel_deadline(op) != 0 || linked))
         return -EINVAL;
+    if (FAULTS_ON() && !u->open_chain && inject_op_reset(u, op))
+        return 0;
     if (linked)
         st |= ST_LINKED;
     if (opc == GYRE__OP_CLOSE && probed.cancel_fd)
@@ -834,6 +838,41 @@ static void finish_local(struct ur *u, gyre_op *op, int32_t res)
 {
     OPST(op) = ((uint64_t)(uint32_t)res << 32) | ST_DONE | ST_FINAL;
     opq_push(&u->done, op);
+}
+
+/* GYRE_FAULTS at the ring's boundary, before the kernel sees the SQE: a
+ * one-shot transfer is handed a shorter length, as a short read or write
+ * would come back. Only call when FAULTS_ON(). */
+static void inject_sqe(unsigned opc, struct io_uring_sqe *sqe)
+{
+    switch (opc) {
+    case GYRE__OP_READ:
+    case GYRE__OP_WRITE:
+    case GYRE__OP_RECV:
+    case GYRE__OP_SEND:
+        sqe->len = (uint32_t)inject_short(sqe->len);
+        break;
+    default:
+        break;
+    }
+}
+
+/* GYRE_FAULTS: a stream socket op that stands alone (no link, no deadline)
+ * fails with ECONNRESET without reaching the kernel. Returns 1 when it was
+ * injected (the op is then done). Only call when FAULTS_ON(). */
+static int inject_op_reset(struct ur *u, gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+    int sock = opc == GYRE__OP_RECV || opc == GYRE__OP_SEND || opc == GYRE__OP_RECVMSG ||
+               opc == GYRE__OP_SENDMSG ||
+               (opc == GYRE__OP_WRITE && op->gyre__priv.off == GYRE_OFF_CUR);
+
+    if (!sock || (op->gyre__priv.sflags & GYRE__OPF_LINK) || gyre__op_kernel_deadline(op) != 0)
+        return 0;
+    if (inject_reset() == 0)
+        return 0;
+    finish_local(u, op, -ECONNRESET);
+    return 1;
 }
 
 /* Writes op's SQEs; returns the last one (the one a link continues from). */
@@ -949,6 +988,8 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
         break;
     }
     io_uring_sqe_set_data64(sqe, ud | TAG_OP);
+    if (FAULTS_ON())
+        inject_sqe(op->gyre__priv.opcode, sqe);
     if (gyre__op_kernel_deadline(op) != 0) {
         sqe->flags |= IOSQE_IO_LINK;
         sqe = get_sqe(u);
@@ -1193,8 +1234,13 @@ static int enter(struct ur *u, unsigned to_submit, int64_t timeout_ns)
      * the kernel acts (nothing submitted, nothing reaped), so the retry
      * below is exercised on every run with faults. */
     if (FAULTS_ON()) {
-        int rc = inject_again_intr();
+        int rc;
 
+        inject_delay();
+        rc = inject_again_intr();
+        /* Half of the injected EAGAINs are EBUSY: both mean "reap first". */
+        if (rc == -EAGAIN && (gyre__faults_injected() & 1))
+            rc = -EBUSY;
         if (rc < 0)
             return rc;
     }

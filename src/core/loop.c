@@ -429,6 +429,12 @@ GYRE_API int gyre_loop_stats(const gyre_loop *loop, gyre_stats *out)
         return -EINVAL;
     *out = loop->stats;
     out->faults_injected = gyre__faults_injected();
+    out->faults_eagain = gyre__faults_injected_kind(GYRE__FAULT_EAGAIN);
+    out->faults_eintr = gyre__faults_injected_kind(GYRE__FAULT_EINTR);
+    out->faults_short = gyre__faults_injected_kind(GYRE__FAULT_SHORT);
+    out->faults_enomem = gyre__faults_injected_kind(GYRE__FAULT_ENOMEM);
+    out->faults_delay = gyre__faults_injected_kind(GYRE__FAULT_DELAY);
+    out->faults_reset = gyre__faults_injected_kind(GYRE__FAULT_RESET);
     if (!(loop->caps & GYRE_CAP_NATIVE_OPS)) {
         out->kernel_enters = loop->stats.kernel_waits;
     } else {

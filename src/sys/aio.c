@@ -6,7 +6,9 @@
  * A context crosses sys.h as a uint64_t so callers need not include that
  * header. Faults are injected before the kernel acts: an injected io_submit
  * EAGAIN means the kernel saw none of the iocbs, exactly like a real
- * "context full" EAGAIN, so the caller resubmits them all.
+ * "context full" EAGAIN, so the caller resubmits them all; or the kernel is
+ * handed only a prefix, and the count says how many it took, as when it runs
+ * out of room part way; io_getevents may be told EINTR.
  */
 #include <errno.h>
 #include <linux/aio_abi.h>
@@ -48,8 +50,19 @@ int gyre__sys_io_submit(uint64_t ctx, long nr, struct iocb **iocbs)
 {
     long n;
 
-    if (FAULTS_ON() && gyre__fault_hit(GYRE__FAULT_EAGAIN))
-        return -EAGAIN;
+    if (FAULTS_ON()) {
+        int r;
+
+        inject_delay();
+        /* A real EAGAIN comes when the kernel runs out of room part way: it
+         * took none of the iocbs (the error) or a prefix (the count). Both
+         * are injected, half and half. */
+        r = gyre__fault_hit(GYRE__FAULT_EAGAIN);
+        if (r && (nr < 2 || (r & 1)))
+            return -EAGAIN;
+        if (r)
+            nr = 1 + (r >> 1) % (nr - 1);
+    }
     n = syscall(SYS_io_submit, (aio_context_t)ctx, nr, iocbs);
     return n < 0 ? -errno : (int)n;
 }
@@ -60,6 +73,8 @@ int gyre__sys_io_getevents(uint64_t ctx, long min_nr, long nr, struct io_event *
     struct old_timespec ts, *tsp = NULL;
     long n;
 
+    if (inject_eintr())
+        return -EINTR;
     if (timeout_ns >= 0) {
         ts.tv_sec = (long)(timeout_ns / NS_PER_SEC);
         ts.tv_nsec = (long)(timeout_ns % NS_PER_SEC);

@@ -23,15 +23,14 @@ struct gyre__faults gyre__faults;
  * through them, so relaxed ordering is enough. */
 static atomic_uint_fast64_t calls;
 static atomic_uint_fast64_t injected;
+static atomic_uint_fast64_t injected_kind[GYRE__FAULT_KINDS];
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_result;
 
 static const char *const kind_names[GYRE__FAULT_KINDS] = {
-    [GYRE__FAULT_EAGAIN] = "eagain",
-    [GYRE__FAULT_EINTR] = "eintr",
-    [GYRE__FAULT_SHORT] = "short",
-    [GYRE__FAULT_ENOMEM] = "enomem",
+    [GYRE__FAULT_EAGAIN] = "eagain", [GYRE__FAULT_EINTR] = "eintr", [GYRE__FAULT_SHORT] = "short",
+    [GYRE__FAULT_ENOMEM] = "enomem", [GYRE__FAULT_DELAY] = "delay", [GYRE__FAULT_RESET] = "reset",
 };
 
 /* Parses a decimal probability in [0,1] ("0", "1", "0.25", ".5", "1.000")
@@ -177,10 +176,16 @@ int gyre__fault_hit(enum gyre__fault kind)
     if (p != UINT32_MAX && (uint32_t)(h >> 32) >= p)
         return 0;
     atomic_fetch_add_explicit(&injected, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&injected_kind[kind], 1, memory_order_relaxed);
     return (int)((uint32_t)h >> 2) + 1;
 }
 
 uint64_t gyre__faults_injected(void)
 {
     return atomic_load_explicit(&injected, memory_order_relaxed);
+}
+
+uint64_t gyre__faults_injected_kind(enum gyre__fault kind)
+{
+    return atomic_load_explicit(&injected_kind[kind], memory_order_relaxed);
 }

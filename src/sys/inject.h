@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "sys/sys.h"
 
@@ -48,19 +49,51 @@ static inline int inject_eintr(void)
     return FAULTS_ON() && gyre__fault_hit(GYRE__FAULT_EINTR);
 }
 
-/* The faults a read or write can meet before the kernel acts: EAGAIN or
- * EINTR instead of the call, or a shorter length. */
+/* A late call: the calling thread sleeps 1-200 us before the call is made,
+ * which moves this call against other threads, peers and timers the way a
+ * slow kernel or a preempted thread would. Only call when FAULTS_ON(). */
+static inline void inject_delay(void)
+{
+    int r = gyre__fault_hit(GYRE__FAULT_DELAY);
+
+    if (r) {
+        struct timespec ts = {0, 1000L * (1 + r % 200)};
+
+        nanosleep(&ts, NULL); /* an interrupted sleep is still a delay */
+    }
+}
+
+/* The peer reset the connection: only for calls on stream sockets, where
+ * ECONNRESET is a real answer. Only call when FAULTS_ON(). */
+static inline int inject_reset(void)
+{
+    return gyre__fault_hit(GYRE__FAULT_RESET) ? -ECONNRESET : 0;
+}
+
+/* The faults a read or write can meet before the kernel acts: a delay, then
+ * EAGAIN or EINTR instead of the call, or a shorter length. */
 static inline int inject_io(size_t *len)
 {
     int rc;
 
     if (!FAULTS_ON())
         return 0;
+    inject_delay();
     rc = inject_again_intr();
     if (rc < 0)
         return rc;
     *len = inject_short(*len);
     return 0;
+}
+
+/* inject_io for a socket that may be a stream: also ECONNRESET. */
+static inline int inject_sock_io(size_t *len)
+{
+    int rc = inject_io(len);
+
+    if (rc == 0 && FAULTS_ON())
+        rc = inject_reset();
+    return rc;
 }
 
 #endif

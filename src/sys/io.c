@@ -26,10 +26,56 @@ static ssize_t ret(ssize_t n)
     return n < 0 ? -errno : n;
 }
 
-/* eagain/eintr for calls whose length cannot be shortened in place. */
+/* delay, then eagain/eintr, for calls whose length cannot be shortened in
+ * place. */
 static int inject_transient(void)
 {
-    return FAULTS_ON() ? inject_again_intr() : 0;
+    if (!FAULTS_ON())
+        return 0;
+    inject_delay();
+    return inject_again_intr();
+}
+
+/* inject_transient for socket messages: also ECONNRESET. */
+static int inject_transient_sock(void)
+{
+    int rc = inject_transient();
+
+    if (rc == 0 && FAULTS_ON())
+        rc = inject_reset();
+    return rc;
+}
+
+/* The faults a blocking file transfer can meet in a pool thread: a delay;
+ * an EINTR (retried here, as a signal landing in the pool would be); a short
+ * count, made by handing the kernel a shortened copy of the vector (at most
+ * SHORT_IOV entries are copied; longer vectors are never shortened). Returns
+ * the vector to use. Only call when FAULTS_ON(). */
+#define SHORT_IOV 16
+static const struct iovec *inject_file_io(const struct iovec *iov, int *cnt,
+                                          struct iovec copy[SHORT_IOV])
+{
+    size_t total = 0, keep;
+    int i;
+
+    inject_delay();
+    while (gyre__fault_hit(GYRE__FAULT_EINTR))
+        ; /* the retry loop a real EINTR takes */
+    if (*cnt <= 0 || *cnt > SHORT_IOV)
+        return iov;
+    for (i = 0; i < *cnt; i++)
+        total += iov[i].iov_len;
+    keep = inject_short(total);
+    if (keep == total)
+        return iov;
+    for (i = 0; i < *cnt && keep > 0; i++) {
+        copy[i] = iov[i];
+        if (copy[i].iov_len > keep)
+            copy[i].iov_len = keep;
+        keep -= copy[i].iov_len;
+    }
+    *cnt = i;
+    return copy;
 }
 
 ssize_t gyre__sys_readv(int fd, const struct iovec *iov, int cnt)
@@ -41,28 +87,28 @@ ssize_t gyre__sys_readv(int fd, const struct iovec *iov, int cnt)
 
 ssize_t gyre__sys_recv(int fd, void *buf, size_t len, int flags)
 {
-    int rc = inject_io(&len);
+    int rc = inject_sock_io(&len);
 
     return rc < 0 ? rc : ret(recv(fd, buf, len, flags | MSG_DONTWAIT));
 }
 
 ssize_t gyre__sys_send(int fd, const void *buf, size_t len, int flags)
 {
-    int rc = inject_io(&len);
+    int rc = inject_sock_io(&len);
 
     return rc < 0 ? rc : ret(send(fd, buf, len, flags | MSG_DONTWAIT | MSG_NOSIGNAL));
 }
 
 ssize_t gyre__sys_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    int rc = inject_transient();
+    int rc = inject_transient_sock();
 
     return rc < 0 ? rc : ret(recvmsg(fd, msg, flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
 }
 
 ssize_t gyre__sys_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    int rc = inject_transient();
+    int rc = inject_transient_sock();
 
     return rc < 0 ? rc : ret(sendmsg(fd, msg, flags | MSG_DONTWAIT | MSG_NOSIGNAL));
 }
@@ -145,7 +191,11 @@ ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
 
 ssize_t gyre__sys_preadv(int fd, const struct iovec *iov, int cnt, uint64_t off)
 {
+    struct iovec copy[SHORT_IOV];
     ssize_t n;
+
+    if (FAULTS_ON())
+        iov = inject_file_io(iov, &cnt, copy);
 
     do
         n = off == UINT64_MAX ? readv(fd, iov, cnt) : preadv(fd, iov, cnt, (off_t)off);
@@ -155,7 +205,11 @@ ssize_t gyre__sys_preadv(int fd, const struct iovec *iov, int cnt, uint64_t off)
 
 ssize_t gyre__sys_pwritev(int fd, const struct iovec *iov, int cnt, uint64_t off)
 {
+    struct iovec copy[SHORT_IOV];
     ssize_t n;
+
+    if (FAULTS_ON())
+        iov = inject_file_io(iov, &cnt, copy);
 
     do
         n = off == UINT64_MAX ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, (off_t)off);
@@ -260,6 +314,9 @@ ssize_t gyre__sys_preadv_nowait(int fd, const struct iovec *iov, int cnt, uint64
 {
     if (off > INT64_MAX)
         return -EINVAL;
+    /* EAGAIN is this call's "not cached": the caller goes to its pool. */
+    if (FAULTS_ON() && gyre__fault_hit(GYRE__FAULT_EAGAIN))
+        return -EAGAIN;
     return ret(preadv2(fd, iov, cnt, (off_t)off, RWF_NOWAIT));
 }
 

@@ -7,8 +7,9 @@
  * moved. Each wrapper injects only the faults the real call can produce (an
  * eventfd write is never told EAGAIN, since gyre's eventfds cannot overflow).
  *
- * GYRE_FAULTS="seed=N,eagain=P,eintr=P,short=P,enomem=P" with P in [0,1]
- * (read once, with secure_getenv). The decision for the k-th injectable call
+ * GYRE_FAULTS="seed=N,eagain=P,eintr=P,short=P,enomem=P,delay=P,reset=P"
+ * with P in [0,1] (read once, with secure_getenv); docs/design.md says what
+ * each kind does at each boundary. The decision for the k-th injectable call
  * in the process is a pure function of (seed, k), so a single-threaded run is
  * reproducible. When GYRE_FAULTS is unset each wrapper pays one
  * predictable branch.
@@ -34,7 +35,9 @@ enum gyre__fault {
     GYRE__FAULT_EINTR = 1,
     GYRE__FAULT_SHORT = 2,
     GYRE__FAULT_ENOMEM = 3,
-    GYRE__FAULT_KINDS = 4
+    GYRE__FAULT_DELAY = 4, /* the call waits 1-200 us before it is made */
+    GYRE__FAULT_RESET = 5, /* a stream socket call fails with ECONNRESET */
+    GYRE__FAULT_KINDS = 6
 };
 
 struct gyre__faults {
@@ -57,6 +60,8 @@ int gyre__faults_parse(const char *spec, struct gyre__faults *f);
 int gyre__fault_hit(enum gyre__fault kind);
 /* Total injections so far in this process. */
 uint64_t gyre__faults_injected(void);
+/* Injections of one kind so far in this process. */
+uint64_t gyre__faults_injected_kind(enum gyre__fault kind);
 
 /* --- time --- */
 
