@@ -51,7 +51,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
 	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 
 .PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
-	deps help fuzz
+	deps help fuzz valgrind
 
 all: build
 
@@ -103,6 +103,12 @@ fuzz:
 	@$(CMAKE_ENV) $(MAKE) --no-print-directory -f fuzz/Makefile run -j $(JOBS) CLANG=$(CLANG) \
 		FUZZ_SECONDS=$(FUZZ_SECONDS)
 
+# Stream and network tests on epoll under valgrind memcheck (scripts/valgrind.sh).
+valgrind:
+	@$(DEPS) build valgrind
+	@$(MAKE) --no-print-directory build
+	scripts/valgrind.sh $(BUILD)
+
 format:
 	@$(DEPS) format
 	$(CLANG_FORMAT) -i $(FORMAT_FILES)
@@ -128,6 +134,7 @@ help:
 	@echo 'make clang        clang -Werror build into $(BUILD_CLANG)/ (warning check)'
 	@echo 'make sanitize     clang ASan+UBSan build into $(BUILD_ASAN)/ + the whole matrix'
 	@echo 'make tsan         clang TSan build into $(BUILD_TSAN)/ + the tests labelled threads'
+	@echo 'make valgrind     stream and net tests on epoll under valgrind memcheck'
 	@echo 'make format       clang-format -i over include src test tools examples'
 	@echo 'make format-check the same, failing on any difference'
 	@echo 'make install PREFIX=/usr/local   headers, libraries, gyre.pc, CMake package'

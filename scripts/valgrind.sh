@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# scripts/valgrind.sh BUILD_DIR: the stream and network tests on epoll under valgrind memcheck
+# (scenario K4: no uninitialised byte reaches a socket, no invalid access, no leak).
+#
+# Runs BUILD_DIR/bin/gyre-tests once per test labelled `stream` or `net`, each in its own
+# process as CTest would, with GYRE_BACKEND=epoll (memcheck cannot see memory the kernel
+# fills through io_uring, so that backend would only give false reports) and
+# GYRE_TEST_SCALE=0.05 (valgrind runs code ~30x slower; the assertions stay the same on the
+# smaller counts). A memcheck error makes valgrind exit 99, a failed test exits 1: either
+# fails the run, which prints every failing test and its log at the end.
+set -euo pipefail
+
+build="${1:?usage: $0 BUILD_DIR}"
+tests="$build/bin/gyre-tests"
+[ -x "$tests" ] || { echo "valgrind.sh: $tests not built" >&2; exit 2; }
+logs="$(mktemp -d "${TMPDIR:-/tmp}/gyre-valgrind.XXXXXX")"
+
+# The test names come from the same lists CMake reads.
+mapfile -t names < <(grep -h '^TEST_ENTRY(' test/test-list*.h |
+    grep -E '"([a-z;]*;)?(stream|net)(;[a-z;]*)?"\)$' | sed 's/^TEST_ENTRY(\([a-z0-9_]*\),.*/\1/')
+[ ${#names[@]} -gt 0 ] || { echo "valgrind.sh: no stream/net tests found" >&2; exit 2; }
+# Not under valgrind, with the reason: these run the process out of descriptors on purpose,
+# and valgrind keeps descriptors of its own at the top of the range, so the tests' exact
+# counts of what fits below RLIMIT_NOFILE no longer hold. They run in every other stage.
+not_here=(net_listen_emfile_reserve net_listen_emfile_backoff)
+
+failed=()
+start=$SECONDS
+for name in "${names[@]}"; do
+    if printf '%s\n' "${not_here[@]}" | grep -qx "$name"; then
+        printf '%-36s not run (exhausts descriptors; see not_here)\n' "$name"
+        continue
+    fi
+    t0=$SECONDS
+    rc=0
+    GYRE_BACKEND=epoll GYRE_TEST_SCALE=0.05 timeout 600 valgrind --quiet --error-exitcode=99 \
+        --leak-check=full --errors-for-leak-kinds=definite,indirect --track-origins=yes \
+        --track-fds=no --child-silent-after-fork=yes \
+        "$tests" "$name" >"$logs/$name.log" 2>&1 || rc=$?
+    if [ "$rc" -eq 77 ]; then
+        # A skip must be one the suite allows; the runner itself checks the list.
+        printf '%-36s skipped %4ss\n' "$name" $((SECONDS - t0))
+    elif [ "$rc" -ne 0 ]; then
+        printf '%-36s FAILED  %4ss (exit %d)\n' "$name" $((SECONDS - t0)) "$rc"
+        failed+=("$name")
+    else
+        printf '%-36s ok      %4ss\n' "$name" $((SECONDS - t0))
+    fi
+done
+echo "valgrind: ${#names[@]} tests on epoll, ${#failed[@]} failed, $((SECONDS - start))s"
+for name in "${failed[@]}"; do
+    echo "==== $name"
+    cat "$logs/$name.log"
+done
+[ ${#failed[@]} -eq 0 ]
