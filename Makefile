@@ -51,7 +51,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
 	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 
 .PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
-	deps help fuzz valgrind
+	deps help fuzz valgrind soak
 
 all: build
 
@@ -70,6 +70,12 @@ bench:
 	@$(DEPS) plot
 	@$(MAKE) --no-print-directory build
 	scripts/bench-report.sh $(BUILD)
+
+# Fault-injection seeds and a connection-churn soak; what and why in scripts/soak.sh.
+soak:
+	@$(DEPS) build
+	@$(MAKE) --no-print-directory build
+	scripts/soak.sh $(BUILD)
 
 test:
 	@$(DEPS) build
@@ -131,6 +137,7 @@ help:
 	@echo 'make demo         build, then run $(BUILD)/bin/gyre-bench --quick'
 	@echo 'make bench        build, then run the full gyre-bench'
 	@echo 'make test         gcc -Werror build + the whole CTest matrix'
+	@echo 'make soak         build, then 1,000 fault seeds and 1,000,000 connections (~12 min)'
 	@echo 'make clang        clang -Werror build into $(BUILD_CLANG)/ (warning check)'
 	@echo 'make sanitize     clang ASan+UBSan build into $(BUILD_ASAN)/ + the whole matrix'
 	@echo 'make tsan         clang TSan build into $(BUILD_TSAN)/ + the tests labelled threads'

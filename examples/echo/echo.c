@@ -4,10 +4,15 @@
  *   gyre-echo --port P [--backend auto|uring|epoll|poll|select]
  *             [--exit-after-clients N] [--version]
  *
- * Listens on 127.0.0.1:P with one multishot accept; each connection has one
- * multishot recv drawing from a shared buffer pool, and each chunk received
- * is sent back at once from the pool buffer it arrived in; the buffer goes
- * back to the pool when its send completes. Nothing is allocated per message
+ * Listens on 127.0.0.1:P (P = 0: a free port the kernel picks) and says so
+ * on stdout, as "gyre-echo: listening on 127.0.0.1:P", before it runs; on a
+ * clean exit it prints how many connections it accepted and how many of
+ * those it closed at once (no free slot, or shutting down).
+ *
+ * One multishot accept; each connection has one multishot recv drawing from
+ * a shared buffer pool, and each chunk received is sent back at once from
+ * the pool buffer it arrived in; the buffer goes back to the pool when its
+ * send completes. Nothing is allocated per message
  * or per connection: connections come from a slab made at start, and the
  * record of what each pool buffer holds is indexed by buffer id.
  *
@@ -36,7 +41,10 @@
 
 #define ECHO_BUF_SIZE 4096 /* the chunk size; the peers read this much too */
 #define ECHO_BUFS 1024     /* a power of two, as gyre_bufpool_new requires */
-#define ECHO_MAX_CONNS 1024
+/* Room for a client that keeps 1,000 connections in flight and opens the next
+ * as soon as it closes one (make soak): a connection the client has closed
+ * holds its slot here until the end of stream is read. */
+#define ECHO_MAX_CONNS 4096
 #define NONE UINT32_MAX
 
 typedef struct conn {
@@ -61,6 +69,9 @@ static gyre_signal sig_term, sig_int;
 static int listen_fd, stopping;
 /* --exit-after-clients N: exit once N connections have come and gone. */
 static long exit_after, clients_done;
+/* Reported at exit, so that a load generator can check the server saw every
+ * connection it made (make soak does). */
+static unsigned long long n_accepted, n_refused;
 
 static void shut_down(void);
 
@@ -174,8 +185,10 @@ static void on_accept(gyre_op *op)
     }
     if (fd < 0)
         return;
+    n_accepted++;
     if (n_free == 0 || stopping) {
         close(fd); /* full: the client sees the connection close */
+        n_refused++;
         return;
     }
     c = &conns[free_conns[--n_free]];
@@ -211,9 +224,11 @@ static void shut_down(void)
             conn_end(&conns[i]);
 }
 
-static int listen_on(int port)
+/* Returns the listening socket and sets *port to the port it got. */
+static int listen_on(long *port)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+    socklen_t len = sizeof sa;
     int fd, one = 1;
 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -222,10 +237,12 @@ static int listen_on(int port)
      * gives (accept4 has no per-call MSG_DONTWAIT). io_uring does not care. */
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
-        fprintf(stderr, "gyre-echo: listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        fprintf(stderr, "gyre-echo: listen on 127.0.0.1:%ld: %s\n", *port, strerror(errno));
         return -1;
     }
+    *port = ntohs(sa.sin_port);
     return fd;
 }
 
@@ -240,7 +257,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     gyre_loop_opts opts = {0};
-    long port = 0;
+    long port = -1;
     int i, rc;
 
     for (i = 1; i < argc; i++) {
@@ -259,9 +276,9 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    if (port <= 0 || port > 65535)
+    if (port < 0 || port > 65535)
         return usage();
-    listen_fd = listen_on((int)port);
+    listen_fd = listen_on(&port);
     if (listen_fd < 0)
         return 1;
     rc = gyre_loop_new(&loop, &opts);
@@ -285,6 +302,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "gyre-echo: start: %s\n", gyre_strerror(rc));
         return 1;
     }
+    printf("gyre-echo: listening on 127.0.0.1:%ld\n", port);
+    fflush(stdout);
     rc = gyre_loop_run(loop, GYRE_RUN_DEFAULT);
     if (rc < 0) {
         fprintf(stderr, "gyre-echo: gyre_loop_run: %s\n", gyre_strerror(rc));
@@ -297,5 +316,6 @@ int main(int argc, char **argv)
         return 1;
     }
     close(listen_fd);
+    printf("gyre-echo: accepted %llu connections, refused %llu\n", n_accepted, n_refused);
     return 0;
 }
