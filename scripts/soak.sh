@@ -11,10 +11,10 @@
 #      - SLOW below: each costs 90 ms to 600 ms a run where the median test takes 8 ms, and
 #        either waits on the clock (stream_idle_timeout) or exercises what faults do not
 #        reach (the EMFILE paths, the HTTP example's file copy);
-#      - KNOWN below: (test, backend) pairs that fail under some seeds today; the notes under
-#        the list give reproducers. Delete a line when its failure is fixed.
-#    Fault spec: the CTest one (eagain=0.05,eintr=0.1) for every test, plus short=0.1 for the
-#    tests labelled stream: gyre_stream promises whole writes and bytes in order, so short
+#      - KNOWN below: (test, backend) pairs that fail under some seeds today, each with a note
+#        giving its reproducer (none now). Delete a line when its failure is fixed.
+#    Fault spec: the CTest one (eagain=0.05,eintr=0.1,delay=0.005) for every test, plus
+#    short=0.1 for the tests labelled stream: gyre_stream promises whole writes and bytes in order, so short
 #    transfers must be invisible there, while an op reports a short transfer to its caller by
 #    contract and the op and file tests assert exact lengths. Each test has 60 s (as in
 #    CTest); the whole part has SOAK_SEEDS_LIMIT seconds. A failure prints the exact command
@@ -70,25 +70,12 @@ warmup=10000
 churn_limit=${SOAK_CHURN_LIMIT:-600}
 RSS_BOUND_KIB=8192
 
-SPEC_OPS="eagain=0.05,eintr=0.1"
-SPEC_STREAM="eagain=0.05,eintr=0.1,short=0.1"
+SPEC_OPS="eagain=0.05,eintr=0.1,delay=0.005"
+SPEC_STREAM="$SPEC_OPS,short=0.1"
 SLOW="stream_idle_timeout http_cp_tree net_listen_emfile_reserve net_listen_emfile_backoff"
-# (test, backend) pairs left out of the seeds: each fails under some seeds today (below).
+# (test, backend) pairs left out of the seeds, one "name backend" per line, each with a note.
 KNOWN="
-op_close_reuse_in_batch epoll
-op_link_chain3 uring
 "
-# op_close_reuse_in_batch/epoll, e.g. seed 17 (GYRE_FAULTS=seed=17,eagain=0.05,eintr=0.1):
-#   test-op-basic.c:738 asserts that the end of stream on the first connection is reported
-#   in the same batch as the second accept; an injected EAGAIN on that recv moves it to the
-#   next iteration, where it does arrive. The test's ordering assumption, not a lost event.
-# op_link_chain3/uring, e.g. seeds 24, 79, 80, 93 (eagain=0.05 alone is enough: seed 17):
-#   the last op of the second chain (write, read of a bad fd, write; test-op-cancel.c:561)
-#   never completes, until the test's 20 s guard fires. A library bug, seen without faults
-#   too: when a linked op that goes native is started by its predecessor's completion (here
-#   the emulated pipe write, which waited after an injected EAGAIN), gyre__op_start() holds
-#   it as the head of a new chain and release_hold() clears its link_next, dropping the op
-#   already linked behind it (src/core/op.c).
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gyre-soak.XXXXXX")
 server_pid=
