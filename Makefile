@@ -6,6 +6,7 @@ BUILD        ?= build
 BUILD_CLANG  ?= build-clang
 BUILD_ASAN   ?= build-asan
 BUILD_TSAN   ?= build-tsan
+BUILD_MUTANTS ?= build-mutants
 PREFIX       ?= /usr/local
 GCC          ?= gcc
 CLANG        ?= clang
@@ -51,7 +52,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
 	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 
 .PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
-	deps help fuzz valgrind soak
+	deps help fuzz valgrind soak test-mutants
 
 all: build
 
@@ -82,6 +83,12 @@ test:
 	$(call configure,$(BUILD),$(GCC),$(RELEASE_FLAGS),ON,)
 	$(call compile,$(BUILD))
 	$(call ctest,$(BUILD))
+
+# Seeded bugs (test/mutants/), each in a scratch copy under $(BUILD_MUTANTS): the suite must
+# fail for every one (scripts/mutants.sh, docs/testing.md).
+test-mutants:
+	@$(DEPS) build
+	$(CMAKE_ENV) CC=$(GCC) JOBS=$(JOBS) CTEST_JOBS=$(CTEST_JOBS) scripts/mutants.sh $(BUILD_MUTANTS)
 
 clang:
 	@$(DEPS) build sanitize
@@ -138,6 +145,7 @@ help:
 	@echo 'make bench        build, then run the full gyre-bench'
 	@echo 'make test         gcc -Werror build + the whole CTest matrix'
 	@echo 'make soak         build, then 1,000 fault seeds and 1,000,000 connections (~12 min)'
+	@echo 'make test-mutants apply each seeded bug of test/mutants/ and show the tests catch it'
 	@echo 'make clang        clang -Werror build into $(BUILD_CLANG)/ (warning check)'
 	@echo 'make sanitize     clang ASan+UBSan build into $(BUILD_ASAN)/ + the whole matrix'
 	@echo 'make tsan         clang TSan build into $(BUILD_TSAN)/ + the tests labelled threads'
