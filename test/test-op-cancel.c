@@ -595,3 +595,47 @@ void test_op_link_short_breaks(void)
     test_close(p[1]);
     test_loop_free(loop);
 }
+
+/* A chain that grows after its head went to the kernel: the head's link is
+ * then the core's, and so is every link behind it. (On io_uring the second op
+ * was once held as the head of a new chain when the first ended, and the
+ * third, already waiting behind it, never completed.) */
+void test_op_link_chain_late(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct link_op l[4];
+
+    memset(l, 0, sizeof l);
+    gyre_op_timeout(&l[0].t.op, MS(1));
+    link_submit(loop, &l[0], 1);
+    test_run_nowait(loop, 1); /* the head is in flight, its successor unknown */
+    ASSERT_EQ(l[0].t.calls, 0);
+    gyre_op_nop(&l[1].t.op);
+    link_submit(loop, &l[1], 1);
+    gyre_op_nop(&l[2].t.op);
+    link_submit(loop, &l[2], 0);
+    link_wait(loop, l, 3);
+    ASSERT_EQ(l[0].t.result, 0);
+    ASSERT_EQ(l[1].t.result, 0);
+    ASSERT_EQ(l[2].t.result, 0);
+    ASSERT_LT(l[0].order, l[1].order);
+    ASSERT_LT(l[1].order, l[2].order);
+
+    /* The same with the middle op's successor still unknown when the head
+     * ends: the op submitted next follows the middle op, not the head. */
+    gyre_op_timeout(&l[0].t.op, MS(1));
+    link_submit(loop, &l[0], 1);
+    test_run_nowait(loop, 1);
+    gyre_op_nop(&l[1].t.op);
+    link_submit(loop, &l[1], 1);
+    test_run_until(loop, &l[1].t.calls, 1);
+    gyre_op_nop(&l[2].t.op);
+    link_submit(loop, &l[2], 1);
+    gyre_op_nop(&l[3].t.op);
+    link_submit(loop, &l[3], 0);
+    link_wait(loop, l, 4);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(l[i].t.result, 0);
+    ASSERT_LT(l[2].order, l[3].order);
+    test_loop_free(loop);
+}

@@ -601,7 +601,9 @@ static int is_multishot(const gyre_op *op)
            op->gyre__priv.opcode == GYRE__OP_RECV_MULTI;
 }
 
-void gyre__op_start(gyre_loop *loop, gyre_op *op)
+/* Routes op. `from_submit`: op is being submitted now, so a native op with a
+ * link may be held to see what follows it (see hold()). */
+static void start(gyre_loop *loop, gyre_op *op, int from_submit)
 {
     unsigned opc = op->gyre__priv.opcode;
     int r;
@@ -640,8 +642,16 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
         if (op->gyre__priv.deadline_ns != 0 && is_multishot(op))
             start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
         if (OPF & GYRE__OPF_LINK) {
-            hold(loop, op);
-            return;
+            if (from_submit) {
+                hold(loop, op);
+                return;
+            }
+            /* Started later (behind a link, say): what follows it was
+             * settled by the submits since, in its link_next or in the
+             * loop's chain state, so the core carries its link. Holding it
+             * now would make it the head of a new chain and drop the
+             * successor already waiting behind it. */
+            OPF &= ~GYRE__OPF_LINK;
         }
         native_submit(loop, op);
         return;
@@ -676,6 +686,11 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
     r = gyre__emul_queue(loop, op);
     if (r < 0)
         gyre__op_ready(loop, op, r);
+}
+
+void gyre__op_start(gyre_loop *loop, gyre_op *op)
+{
+    start(loop, op, 0);
 }
 
 /* Native ops with a link are held, as a chain, until the op after the
@@ -855,7 +870,7 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
         break;
     default:
         loop->chain = GYRE__CHAIN_NONE;
-        gyre__op_start(loop, op);
+        start(loop, op, 1);
         break;
     }
     /* An op that links to what follows opens a chain, unless it is held
