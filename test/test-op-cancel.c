@@ -639,3 +639,68 @@ void test_op_link_chain_late(void)
     ASSERT_LT(l[2].order, l[3].order);
     test_loop_free(loop);
 }
+
+static struct link_op *cancel_in_cb_target;
+
+static void cancel_successor_cb(gyre_op *op)
+{
+    link_cb(op);
+    ASSERT_EQ(gyre_cancel(op->gyre__priv.loop, &cancel_in_cb_target->t.op), 0);
+}
+
+/* A cancel of an op linked behind one still running takes effect. (On
+ * io_uring the kernel has not issued such an op yet, so ASYNC_CANCEL does not
+ * find it; gyre once let the cancel go, and the recv then waited for data
+ * forever.) Also just after the op before it ended, before the kernel's task
+ * work issued it. */
+void test_op_cancel_link_successor(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct link_op l[2];
+    char buf[8], c;
+    int p[2], sp[2];
+
+    memset(l, 0, sizeof l);
+    test_pipe(p);
+    test_socketpair(sp);
+    gyre_op_read(&l[0].t.op, p[0], &c, 1, GYRE_OFF_CUR);
+    link_submit(loop, &l[0], 1);
+    gyre_op_recv(&l[1].t.op, sp[0], buf, sizeof buf, 0);
+    link_submit(loop, &l[1], 0);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(gyre_cancel(loop, &l[1].t.op), 0);
+    ASSERT_EQ(gyre_cancel(loop, &l[1].t.op), -EALREADY);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(l[0].t.calls, 0);
+    ASSERT_EQ(l[1].t.calls, 0);
+    test_write_bytes(p[1], "a", 1);
+    link_wait(loop, l, 2);
+    ASSERT_EQ(l[0].t.result, 1);
+    ASSERT_EQ(l[1].t.result, -ECANCELED);
+    ASSERT_LT(l[0].order, l[1].order);
+
+    /* Cancelled from the callback of the op before it. */
+    gyre_op_read(&l[0].t.op, p[0], &c, 1, GYRE_OFF_CUR);
+    l[0].t.calls = 0;
+    gyre_op_set_link(&l[0].t.op);
+    cancel_in_cb_target = &l[1];
+    ASSERT_EQ(gyre_submit(loop, &l[0].t.op, cancel_successor_cb), 0);
+    gyre_op_recv(&l[1].t.op, sp[0], buf, sizeof buf, 0);
+    link_submit(loop, &l[1], 0);
+    test_run_nowait(loop, 2);
+    test_write_bytes(p[1], "b", 1);
+    link_wait(loop, l, 2);
+    ASSERT_EQ(l[0].t.result, 1);
+    ASSERT_EQ(l[1].t.result, -ECANCELED);
+
+    /* Neither recv took anything. */
+    test_write_bytes(sp[1], "z", 1);
+    test_run_nowait(loop, 2);
+    test_read_bytes(sp[0], &c, 1);
+    ASSERT_EQ(c, 'z');
+    test_close(sp[0]);
+    test_close(sp[1]);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}

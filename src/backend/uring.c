@@ -50,6 +50,9 @@
  *    link chains at once (the kernel links only within one submission), in
  *    submission order, while the SQ has room and the CQEs owed by one-shot
  *    requests stay within the CQ size.
+ *  - An op linked behind another in the kernel is ST_LWAIT until that one's
+ *    CQE comes (the two point at each other, BE_PRED and BE_SUCC): the kernel
+ *    has not issued it, so a cancel of it waits until then.
  *  - Per fd: at most one poll arm in the kernel (kseq) and one pending
  *    removal (rmseq); kseq != 0 implies rmseq == 0.
  */
@@ -96,9 +99,13 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 /* --- per-op state, in op->gyre__priv.be[] (the core never touches it) --- */
 
 #define BE_NEXT 0 /* gyre_op *: next on the park, cancel or done FIFO */
-#define BE_TS 1   /* be[1..2]: TIMEOUT's own __kernel_timespec */
-#define BE_DL 3   /* be[3..4]: the deadline's __kernel_timespec */
-#define BE_ST 5   /* state word, below */
+#define BE_SUCC 1 /* gyre_op *: the op linked behind it in the kernel, until its CQE */
+#define BE_PRED 2 /* gyre_op *: with ST_LWAIT, the op it is linked behind */
+/* be[3..4]: a __kernel_timespec, TIMEOUT's own or the deadline's: a TIMEOUT
+ * never has a deadline (gyre_submit refuses it, and so does submit()). */
+#define BE_TS 3
+#define BE_DL 3
+#define BE_ST 5 /* state word, below */
 
 /* State word: bits 0-3 CQEs still owed, 4-15 flags, 16-31 saved buffer id,
  * 32-63 the saved result of the op's final CQE. */
@@ -112,6 +119,8 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 #define ST_BUF 0x400u      /* ... and it carried a buffer */
 #define ST_DONE 0x800u     /* on the done FIFO */
 #define ST_CLOSEFD 0x1000u /* a CLOSE preceded by a cancel of everything on its fd */
+#define ST_LWAIT 0x2000u   /* linked behind an op whose CQE has not come yet */
+#define ST_SUCC 0x4000u    /* was linked behind one: a cancel that misses is retried */
 
 #define OPST(op) ((op)->gyre__priv.be[BE_ST])
 
@@ -367,6 +376,16 @@ static gyre_op *op_next(const gyre_op *op)
 static void set_next(gyre_op *op, gyre_op *next)
 {
     op->gyre__priv.be[BE_NEXT] = (uint64_t)(uintptr_t)next;
+}
+
+static gyre_op *op_at(const gyre_op *op, int word)
+{
+    return (gyre_op *)(uintptr_t)op->gyre__priv.be[word];
+}
+
+static void set_op_at(gyre_op *op, int word, gyre_op *to)
+{
+    op->gyre__priv.be[word] = (uint64_t)(uintptr_t)to;
 }
 
 static void opq_push(struct opq *q, gyre_op *op)
@@ -777,11 +796,16 @@ static int gyre_uring_submit(void *state, gyre_op *op)
      * first CQE would end the link. The core carries those itself. */
     if (is_multishot(opc) && (gyre__op_kernel_deadline(op) != 0 || linked))
         return -EINVAL;
+    /* TIMEOUT's timespec and a deadline's share be[BE_TS]. */
+    if (opc == GYRE__OP_TIMEOUT && gyre__op_kernel_deadline(op) != 0)
+        return -EINVAL;
     if (linked)
         st |= ST_LINKED;
     if (opc == GYRE__OP_CLOSE && probed.cancel_fd)
         st |= ST_CLOSEFD;
     OPST(op) = st;
+    set_op_at(op, BE_SUCC, NULL);
+    set_op_at(op, BE_PRED, NULL);
     need = op_sqes(op);
     /* A chain goes into one submission; it cannot be longer than the SQ. */
     if (u->open_chain + need > u->sq_entries)
@@ -793,6 +817,29 @@ static int gyre_uring_submit(void *state, gyre_op *op)
         ns_to_ts(gyre__op_kernel_deadline(op), &op->gyre__priv.be[BE_DL]);
     opq_push(&u->park, op);
     return 0;
+}
+
+/* Puts op (in the kernel, cancel requested) on the cancel FIFO: the SQE is
+ * written at the next flush. */
+static void queue_cancel(struct ur *u, gyre_op *op)
+{
+    OPST(op) |= ST_CANCELQ;
+    opq_push(&u->cancels, op);
+}
+
+/* The CQE of op (linked to the next op in the kernel) came: the kernel now
+ * issues that op, or fails it, so a cancel of it can find it from here on. */
+static void link_release(struct ur *u, gyre_op *op)
+{
+    gyre_op *succ = op_at(op, BE_SUCC);
+
+    if (succ == NULL)
+        return;
+    set_op_at(op, BE_SUCC, NULL);
+    set_op_at(succ, BE_PRED, NULL);
+    OPST(succ) &= ~(uint64_t)ST_LWAIT;
+    if ((OPST(succ) & (ST_CANCEL | ST_CANCELQ | ST_FINAL)) == ST_CANCEL)
+        queue_cancel(u, succ);
 }
 
 static int gyre_uring_cancel(void *state, gyre_op *op)
@@ -807,8 +854,16 @@ static int gyre_uring_cancel(void *state, gyre_op *op)
         OPST(op) = st | ST_CANCEL;
         return 0;
     }
-    OPST(op) = st | ST_CANCEL | ST_CANCELQ;
-    opq_push(&u->cancels, op);
+    if (st & ST_LWAIT) {
+        /* The kernel has not issued it yet: a request waiting behind a
+         * link is on none of the lists ASYNC_CANCEL searches (io-wq, poll,
+         * timeouts), so a cancel now would say -ENOENT and be lost (seen on
+         * 6.18). Asked for when the op before it ends: link_release(). */
+        OPST(op) = st | ST_CANCEL;
+        return 0;
+    }
+    OPST(op) = st | ST_CANCEL;
+    queue_cancel(u, op);
     return 0;
 }
 
@@ -972,7 +1027,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
 static void flush_ops(struct ur *u)
 {
     while (u->park.head != NULL) {
-        gyre_op *op = u->park.head, *end = op;
+        gyre_op *op = u->park.head, *end = op, *prev = NULL;
         uint32_t sqes = 0, n = 0;
         struct io_uring_sqe *last = NULL;
         int dead = 0;
@@ -995,6 +1050,7 @@ static void flush_ops(struct ur *u)
          * kernel would do; the op before it then ends the chain. */
         for (uint32_t i = 0; i < n; i++) {
             gyre_op *cur = opq_pop(&u->park);
+            int link_out;
 
             if (OPST(cur) & ST_CANCEL)
                 dead = 1;
@@ -1005,7 +1061,15 @@ static void flush_ops(struct ur *u)
                 finish_local(u, cur, -ECANCELED);
                 continue;
             }
-            last = emit_op(u, cur, (OPST(cur) & ST_LINKED) && i + 1 < n);
+            if (prev != NULL) {
+                /* Linked behind prev: the kernel issues it when prev ends. */
+                set_op_at(prev, BE_SUCC, cur);
+                set_op_at(cur, BE_PRED, prev);
+                OPST(cur) |= ST_LWAIT | ST_SUCC;
+            }
+            link_out = (OPST(cur) & ST_LINKED) && i + 1 < n;
+            last = emit_op(u, cur, link_out);
+            prev = link_out ? cur : NULL;
         }
     }
 }
@@ -1045,10 +1109,29 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
             opq_remove(&u->cancels, op);
             st &= ~(uint64_t)ST_CANCELQ;
         }
+        if (st & ST_LWAIT) {
+            /* Ended before the op it was linked behind said so (a broken
+             * chain): that op must not reach this one any more. */
+            set_op_at(op_at(op, BE_PRED), BE_SUCC, NULL);
+            set_op_at(op, BE_PRED, NULL);
+            st &= ~(uint64_t)ST_LWAIT;
+        }
+        link_release(u, op);
     }
     if ((st & ST_PENDING) == 0)
         return 0; /* cannot happen: every CQE naming an op was counted */
     st--;         /* one CQE fewer owed */
+    if (tag == TAG_CANCEL && cqe->res == -ENOENT &&
+        (st & (ST_SUCC | ST_LWAIT | ST_FINAL | ST_CANCELQ)) == ST_SUCC) {
+        /* The cancel missed an op that is still owed. An op that was
+         * linked is issued from task work queued when the op before it
+         * ended, which can run after a cancel submitted in the next enter
+         * (with DEFER_TASKRUN the enter submits first and runs task work
+         * when it waits): ask again. Every enter runs task work, so the
+         * next try finds the op, or its CQE comes first. */
+        st |= ST_CANCELQ;
+        opq_push(&u->cancels, op);
+    }
     OPST(op) = st;
     if ((st & ST_PENDING) != 0 || !(st & ST_FINAL))
         return 0;
