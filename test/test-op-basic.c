@@ -491,6 +491,87 @@ void test_op_close(void)
     test_loop_free(loop);
 }
 
+/* A close completes after every op gyre took before it on the fd, however
+ * those end. (On io_uring the close once came first: a READ with a deadline
+ * is linked to a LINK_TIMEOUT and ends in task work after the close has run,
+ * and a SHUTDOWN runs in an io-wq worker that nothing cancels.) */
+static struct test_op *close_follows[2];
+
+static void close_follows_cb(gyre_op *op)
+{
+    for (int i = 0; i < 2; i++)
+        if (close_follows[i] != NULL)
+            ASSERT_EQ(close_follows[i]->calls, 1);
+    test_op_cb(op);
+}
+
+static void close_after(gyre_loop *loop, struct test_op *cl, int fd, struct test_op *a,
+                        struct test_op *b)
+{
+    close_follows[0] = a;
+    close_follows[1] = b;
+    gyre_op_close(&cl->op, fd);
+    cl->calls = 0;
+    ASSERT_EQ(gyre_submit(loop, &cl->op, close_follows_cb), 0);
+    test_run_until(loop, &cl->calls, 1);
+    ASSERT_EQ(cl->result, 0);
+    ASSERT_EQ(fcntl(fd, F_GETFD), -1);
+    ASSERT_EQ(errno, EBADF);
+}
+
+void test_op_close_after_ops(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op rd = {0}, sh = {0}, cl = {0};
+    char buf[8];
+    int sp[2];
+
+    /* A read with a deadline and the close, in one batch. */
+    test_socketpair(sp);
+    gyre_op_read(&rd.op, sp[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&rd.op, SEC(3600));
+    test_op_submit(loop, &rd);
+    close_after(loop, &cl, sp[0], &rd, NULL);
+    ASSERT_EQ(rd.result, -ECANCELED);
+    test_close(sp[1]);
+
+    /* The same read already waiting when the close comes. */
+    test_socketpair(sp);
+    gyre_op_read(&rd.op, sp[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&rd.op, SEC(3600));
+    test_op_submit(loop, &rd);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(rd.calls, 0);
+    close_after(loop, &cl, sp[0], &rd, NULL);
+    ASSERT_EQ(rd.result, -ECANCELED);
+    test_close(sp[1]);
+
+    /* A shutdown (and a read the shutdown ends) before the close. */
+    test_socketpair(sp);
+    gyre_op_recv(&rd.op, sp[0], buf, sizeof buf, 0);
+    test_op_submit(loop, &rd);
+    gyre_op_shutdown(&sh.op, sp[0], SHUT_RDWR);
+    test_op_submit(loop, &sh);
+    close_after(loop, &cl, sp[0], &rd, &sh);
+    ASSERT_TRUE(sh.result == 0 || sh.result == -ECANCELED);
+    ASSERT_TRUE(rd.result == 0 || rd.result == -ECANCELED);
+    test_close(sp[1]);
+
+    /* A send linked to the close ("answer, then hang up"): the close runs
+     * once the send has ended, and the peer reads the answer, then EOF. */
+    test_socketpair(sp);
+    gyre_op_send(&sh.op, sp[0], "bye", 3, 0);
+    gyre_op_set_link(&sh.op);
+    test_op_submit(loop, &sh);
+    close_after(loop, &cl, sp[0], &sh, NULL);
+    ASSERT_EQ(sh.result, 3);
+    test_read_bytes(sp[1], buf, 3);
+    ASSERT_EQ(memcmp(buf, "bye", 3), 0);
+    ASSERT_EQ(read(sp[1], buf, 1), 0);
+    test_close(sp[1]);
+    test_loop_free(loop);
+}
+
 void test_op_openat(void)
 {
     gyre_loop *loop = test_loop_new();

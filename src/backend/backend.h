@@ -71,7 +71,8 @@ enum gyre__opcode {
 /* Feature queries answered by supports() beside the opcodes. */
 enum gyre__feature {
     /* A native CLOSE first cancels every native op on its fd (io_uring
-     * 5.19+); without it the core cancels them itself. */
+     * 5.19+); without it the core cancels them itself. Either way the
+     * close's final event comes after theirs (see submit()). */
     GYRE__FEAT_CLOSE_CANCELS_FD = 1000,
 };
 
@@ -180,7 +181,10 @@ struct gyre__backend {
      * on expiry, and the op's final event (no GYRE_OP_MORE) comes only after
      * every completion naming the op has arrived, so the core may hand the op
      * back to the caller at once. A GYRE__OPF_LINK op is linked to the next
-     * submit() natively. Returns 0 or -errno (nothing queued). */
+     * submit() natively (never to or from a CLOSE: the core carries those
+     * links). A CLOSE's final event comes after the final events of the ops
+     * on its fd that this backend took before it. Returns 0 or -errno
+     * (nothing queued). */
     int (*submit)(void *state, gyre_op *op);
 
     /* Queues a cancel of op (in flight in this backend). The op's own final

@@ -55,6 +55,15 @@
  *    has not issued it, so a cancel of it waits until then.
  *  - Per fd: at most one poll arm in the kernel (kseq) and one pending
  *    removal (rmseq); kseq != 0 implies rmseq == 0.
+ *  - A CLOSE completes after the ops on its fd that went into the ring before
+ *    it (nops, ST_FDCOUNT): if there are any, the close first writes only
+ *    the cancel of everything on the fd and waits, off every FIFO, as the
+ *    fd's closer; when the last of them has ended it goes back to the head
+ *    of the park FIFO. Cancelling an op does not end it at once (a poll-armed
+ *    op ends in task work, one in an io-wq worker may run on), so a close
+ *    written right behind the cancel would often end first. Ops written
+ *    while a closer waits, and ops the kernel issues behind a link then, are
+ *    not waited for: the close's own cancel ends them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,6 +130,7 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 #define ST_CLOSEFD 0x1000u /* a CLOSE preceded by a cancel of everything on its fd */
 #define ST_LWAIT 0x2000u   /* linked behind an op whose CQE has not come yet */
 #define ST_SUCC 0x4000u    /* was linked behind one: a cancel that misses is retried */
+#define ST_FDCOUNT 0x8000u /* counted in its fd's nops */
 
 #define OPST(op) ((op)->gyre__priv.be[BE_ST])
 
@@ -139,7 +149,9 @@ struct fdent {
     uint32_t kseq;   /* seq of the arm in the kernel, 0 = none */
     uint32_t rmseq;  /* seq of an arm still to be removed, 0 = none */
     uint8_t need_arm;
-    uint8_t dirty; /* on the dirty list */
+    uint8_t dirty;   /* on the dirty list */
+    uint32_t nops;   /* ops in the kernel on this fd that a close waits for */
+    gyre_op *closer; /* a CLOSE of this fd waiting for them, until its CQE */
 };
 
 struct bufring {
@@ -408,6 +420,14 @@ static gyre_op *opq_pop(struct opq *q)
             q->tail = NULL;
     }
     return op;
+}
+
+static void opq_push_front(struct opq *q, gyre_op *op)
+{
+    set_next(op, q->head);
+    q->head = op;
+    if (q->tail == NULL)
+        q->tail = op;
 }
 
 /* O(length); the cancel FIFO is short and this runs only when an op ends
@@ -803,6 +823,14 @@ static int gyre_uring_submit(void *state, gyre_op *op)
         st |= ST_LINKED;
     if (opc == GYRE__OP_CLOSE && probed.cancel_fd)
         st |= ST_CLOSEFD;
+    /* The fd's entry counts the op, or holds the close, without failing
+     * later. */
+    if (op->gyre__priv.fd >= 0) {
+        int r = fd_reserve(u, op->gyre__priv.fd);
+
+        if (r < 0)
+            return r;
+    }
     OPST(op) = st;
     set_op_at(op, BE_SUCC, NULL);
     set_op_at(op, BE_PRED, NULL);
@@ -817,6 +845,48 @@ static int gyre_uring_submit(void *state, gyre_op *op)
         ns_to_ts(gyre__op_kernel_deadline(op), &op->gyre__priv.be[BE_DL]);
     opq_push(&u->park, op);
     return 0;
+}
+
+/* 1 if op is a CLOSE that waited for the ops on its fd (or still does). */
+static int is_closer(const struct ur *u, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return op->gyre__priv.opcode == GYRE__OP_CLOSE && fd >= 0 && (size_t)fd < u->fds_cap &&
+           u->fds[fd].closer == op;
+}
+
+/* op is in the kernel now, issued or about to be: a close of its fd written
+ * from here on waits for it, unless one already waits (see the header). */
+static void fd_count(struct ur *u, gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    if (fd < 0 || op->gyre__priv.opcode == GYRE__OP_CLOSE || u->fds[fd].closer != NULL)
+        return;
+    u->fds[fd].nops++;
+    OPST(op) |= ST_FDCOUNT;
+}
+
+/* A counted op's final CQE came; the close waiting for it may go. */
+static void fd_uncount(struct ur *u, const gyre_op *op)
+{
+    struct fdent *e = &u->fds[op->gyre__priv.fd];
+
+    if (--e->nops == 0 && e->closer != NULL && !(OPST(e->closer) & ST_PARKED)) {
+        OPST(e->closer) |= ST_PARKED;
+        opq_push_front(&u->park, e->closer);
+    }
+}
+
+/* Whether the close at the head of the park FIFO must first wait for the
+ * ops on its fd: some are in the kernel and no close of the fd waited yet. */
+static int close_must_wait(const struct ur *u, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return op->gyre__priv.opcode == GYRE__OP_CLOSE && !(OPST(op) & (ST_LINKED | ST_CANCEL)) &&
+           fd >= 0 && u->fds[fd].nops > 0 && u->fds[fd].closer == NULL;
 }
 
 /* Puts op (in the kernel, cancel requested) on the cancel FIFO: the SQE is
@@ -838,6 +908,7 @@ static void link_release(struct ur *u, gyre_op *op)
     set_op_at(op, BE_SUCC, NULL);
     set_op_at(succ, BE_PRED, NULL);
     OPST(succ) &= ~(uint64_t)ST_LWAIT;
+    fd_count(u, succ);
     if ((OPST(succ) & (ST_CANCEL | ST_CANCELQ | ST_FINAL)) == ST_CANCEL)
         queue_cancel(u, succ);
 }
@@ -849,6 +920,8 @@ static int gyre_uring_cancel(void *state, gyre_op *op)
 
     if (st & (ST_CANCEL | ST_DONE | ST_FINAL))
         return 0; /* already asked, or already over */
+    if (is_closer(u, op))
+        return 0; /* the ops it waits for are being cancelled; it closes */
     if (st & ST_PARKED) {
         /* Never reached the kernel: flush_ops() completes it here. */
         OPST(op) = st | ST_CANCEL;
@@ -1045,6 +1118,22 @@ static void flush_ops(struct ur *u)
             return;
         if (u->cq_owed > 0 && u->cq_owed + sqes > u->cq_entries)
             return;
+        if (n == 1 && close_must_wait(u, op)) {
+            /* Only the cancel now (on kernels that cancel by fd; older
+             * ones had the core cancel them one by one), and the close
+             * when they have ended: fd_uncount(). */
+            opq_pop(&u->park);
+            OPST(op) &= ~(uint64_t)ST_PARKED;
+            u->fds[op->gyre__priv.fd].closer = op;
+            if (probed.cancel_fd) {
+                struct io_uring_sqe *sqe = get_sqe(u);
+
+                io_uring_prep_cancel_fd(sqe, op->gyre__priv.fd, IORING_ASYNC_CANCEL_ALL);
+                io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+                u->cq_owed++;
+            }
+            continue;
+        }
         /* Emit the chain. An op cancelled before it reached the kernel ends
          * with -ECANCELED here, and so does the rest of its chain, as the
          * kernel would do; the op before it then ends the chain. */
@@ -1069,6 +1158,8 @@ static void flush_ops(struct ur *u)
             }
             link_out = (OPST(cur) & ST_LINKED) && i + 1 < n;
             last = emit_op(u, cur, link_out);
+            if (!(OPST(cur) & ST_LWAIT))
+                fd_count(u, cur);
             prev = link_out ? cur : NULL;
         }
     }
@@ -1159,6 +1250,10 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
         flags |= GYRE_OP_BUFFER;
         buf_id = (uint32_t)(st >> 16) & 0xffffu;
     }
+    if (st & ST_FDCOUNT)
+        fd_uncount(u, op);
+    else if (is_closer(u, op))
+        u->fds[op->gyre__priv.fd].closer = NULL;
     OPST(op) = 0;
     ev->cookie = (uint64_t)(uintptr_t)op;
     ev->events = flags;

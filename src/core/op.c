@@ -357,6 +357,19 @@ static int will_be_native(gyre_loop *loop, const gyre_op *op)
     return 1;
 }
 
+/* Whether op may be linked to and from its neighbours in the kernel (the
+ * backend then starts it only when the op before it ends). Not a close: the
+ * backend holds a close back until the ops on its fd have ended (backend.h),
+ * which it cannot do to a request the kernel issues itself. Not a multishot,
+ * whose deadline is the core's timer, started by start(). */
+static int kernel_linkable(gyre_loop *loop, const gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+
+    return opc != GYRE__OP_CLOSE && opc != GYRE__OP_RECV_MULTI && opc != GYRE__OP_ACCEPT_MULTI &&
+           will_be_native(loop, op);
+}
+
 /* --- completion --- */
 
 static void chain_fail(gyre_loop *loop, gyre_op *op);
@@ -642,7 +655,7 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
         if (op->gyre__priv.deadline_ns != 0 && is_multishot(op))
             start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
         if (OPF & GYRE__OPF_LINK) {
-            if (from_submit) {
+            if (from_submit && kernel_linkable(loop, op)) {
                 hold(loop, op);
                 return;
             }
@@ -650,7 +663,8 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
              * settled by the submits since, in its link_next or in the
              * loop's chain state, so the core carries its link. Holding it
              * now would make it the head of a new chain and drop the
-             * successor already waiting behind it. */
+             * successor already waiting behind it. A close is never in a
+             * kernel chain either (kernel_linkable()). */
             OPF &= ~GYRE__OPF_LINK;
         }
         native_submit(loop, op);
@@ -846,7 +860,7 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
     /* Links. A held native predecessor goes to the kernel now, linked there
      * if this op goes native too. */
     if (loop->link_hold != NULL) {
-        if (will_be_native(loop, op)) {
+        if (kernel_linkable(loop, op)) {
             if (OPF & GYRE__OPF_LINK) {
                 hold(loop, op);
             } else {
