@@ -191,11 +191,18 @@ void test_op_send_reset(void)
     ASSERT_SYS(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
     test_close(s); /* sends RST */
     /* The first send may report the reset, later ones the broken pipe;
-     * both are errors and neither may raise SIGPIPE. */
-    for (i = 0; i < 3; i++) {
+     * both are errors and neither may raise SIGPIPE. Also a write and a
+     * writev, which io_uring carries as a send and a sendmsg. */
+    for (i = 0; i < 5; i++) {
+        struct iovec iov[2] = {{(void *)"da", 2}, {(void *)"ta", 2}};
         int64_t r;
 
-        gyre_op_send(&t.op, c, "data", 4, 0);
+        if (i == 3)
+            gyre_op_write(&t.op, c, "data", 4, GYRE_OFF_CUR);
+        else if (i == 4)
+            gyre_op_writev(&t.op, c, iov, 2, GYRE_OFF_CUR);
+        else
+            gyre_op_send(&t.op, c, "data", 4, 0);
         r = test_op_run(loop, &t);
         if (r != -EPIPE && r != -ECONNRESET)
             test_fail(__FILE__, __LINE__,

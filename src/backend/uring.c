@@ -177,6 +177,11 @@ struct ur {
     int *dirty; /* fds with an arm or a removal to write */
     size_t ndirty, dirty_cap;
     struct bufring *bufs;
+    /* One msghdr per SQ slot, for a writev sent as SENDMSG: the kernel has
+     * copied it once it has consumed the SQE (FEAT_SUBMIT_STABLE), which is
+     * also when the slot can be written again, so slot i's msghdr lives
+     * exactly as long as it must. */
+    struct msghdr *msgs;
     size_t bufs_cap;
 };
 
@@ -501,6 +506,7 @@ static void gyre_uring_fini(void *state)
             munmap(u->bufs[i].br, u->bufs[i].map_len);
     }
     gyre__free(u->bufs);
+    gyre__free(u->msgs);
     gyre__free(u->fds);
     gyre__free(u->dirty);
     gyre__free(u);
@@ -556,6 +562,13 @@ static int gyre_uring_init(void **state, const gyre_loop_opts *opts, const char 
         gyre__free(u);
         *reason = "io_uring: madvise(MADV_DONTFORK) failed";
         return r;
+    }
+    u->msgs = gyre__calloc(p.sq_entries, sizeof *u->msgs);
+    if (u->msgs == NULL) {
+        io_uring_queue_exit(&u->ring);
+        gyre__free(u);
+        *reason = "io_uring: no memory for the ring's state";
+        return -ENOMEM;
     }
     if (probed.iowq_max) {
         unsigned int workers[2] = {IOWQ_WORKERS, IOWQ_WORKERS};
@@ -754,7 +767,7 @@ static int gyre_uring_supports(void *state, unsigned opcode)
     case GYRE__OP_READV:
         return probed.ops[IORING_OP_READV];
     case GYRE__OP_WRITEV:
-        return probed.ops[IORING_OP_WRITEV];
+        return probed.ops[IORING_OP_WRITEV] && probed.ops[IORING_OP_SENDMSG];
     case GYRE__OP_RECV:
         return probed.ops[IORING_OP_RECV];
     case GYRE__OP_SEND:
@@ -1005,7 +1018,18 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
         io_uring_prep_readv(sqe, fd, addr, len, off);
         break;
     case GYRE__OP_WRITEV:
-        io_uring_prep_writev(sqe, fd, addr, len, off);
+        /* At the current position (the core sends only sockets here): a
+         * SENDMSG with MSG_NOSIGNAL, for the reason WRITE is a SEND. */
+        if (off == GYRE_OFF_CUR) {
+            struct msghdr *m = &u->msgs[sqe - u->ring.sq.sqes];
+
+            memset(m, 0, sizeof *m);
+            m->msg_iov = addr;
+            m->msg_iovlen = len;
+            io_uring_prep_sendmsg(sqe, fd, m, MSG_NOSIGNAL);
+        } else {
+            io_uring_prep_writev(sqe, fd, addr, len, off);
+        }
         break;
     case GYRE__OP_RECV:
         /* MSG_DONTWAIT would let -EAGAIN through; io_uring waits itself. */

@@ -347,12 +347,13 @@ static int will_be_native(gyre_loop *loop, const gyre_op *op)
         return 0;
     if (opc == GYRE__OP_RECV_MULTI && !((gyre_bufpool *)op->gyre__priv.addr)->native)
         return 0;
-    /* A write at the current position goes to the kernel as a send (no
-     * SIGPIPE) when the fd is a socket; to anything else it takes the
-     * emulated pipe path, which guards against SIGPIPE itself (a plain
-     * io_uring write to a broken pipe raises it, seen on 6.18). */
+    /* A write or writev at the current position goes to the kernel as a
+     * send or sendmsg (MSG_NOSIGNAL) when the fd is a socket; to anything
+     * else it takes the emulated pipe path, which guards against SIGPIPE
+     * itself (a plain io_uring write to a broken pipe raises it, seen on
+     * 6.18). */
     if ((opc == GYRE__OP_WRITE || opc == GYRE__OP_WRITEV) && op->gyre__priv.off == GYRE_OFF_CUR &&
-        (opc == GYRE__OP_WRITEV || !gyre__fd_is_socket(loop, op->gyre__priv.fd)))
+        !gyre__fd_is_socket(loop, op->gyre__priv.fd))
         return 0;
     return 1;
 }
@@ -1015,9 +1016,11 @@ void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
             return;
         }
     }
-    /* A write sent as a send to something that is not a socket: redo it by
-     * the emulated pipe path, which guards against SIGPIPE. */
-    if (res == -ENOTSOCK && opc == GYRE__OP_WRITE && op->gyre__priv.off == GYRE_OFF_CUR) {
+    /* A write sent as a send (a writev as a sendmsg) to something that is
+     * not a socket: redo it by the emulated pipe path, which guards against
+     * SIGPIPE. */
+    if (res == -ENOTSOCK && (opc == GYRE__OP_WRITE || opc == GYRE__OP_WRITEV) &&
+        op->gyre__priv.off == GYRE_OFF_CUR) {
         gyre__fd_learn(loop, op->gyre__priv.fd, GYRE__FD_OTHER);
         gyre__op_start(loop, op);
         return;
