@@ -103,16 +103,6 @@ enum gyre__feature {
  *   GETDENTS      fd=dirfd, addr=buf, len
  * deadline_ns != 0 asks for a deadline (relative to submission). */
 
-/* The deadline a backend must carry for op: the core keeps the deadlines of
- * multishot ops itself (the kernel has no linked timeout for them). */
-static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
-{
-    unsigned opc = op->gyre__priv.opcode;
-
-    return opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI ? 0
-                                                                      : op->gyre__priv.deadline_ns;
-}
-
 /* op->gyre__priv.sflags bits */
 #define GYRE__OPF_LINK 0x1u      /* the next submitted op is linked to this one */
 #define GYRE__OPF_INFLIGHT 0x2u  /* submitted, final completion not yet delivered */
@@ -122,6 +112,20 @@ static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
 #define GYRE__OPF_POOL 0x20u     /* with a pool lane (loop thread's view) */
 #define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
 #define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
+#define GYRE__OPF_ORDER 0x100u   /* counted in its fd's order_busy (core) */
+
+/* The deadline a backend must carry for op: none when the core's timer keeps
+ * it (multishot ops, which the kernel cannot give a linked timeout, and ops
+ * whose deadline started while they waited in the core). */
+static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+
+    if (op->gyre__priv.sflags & GYRE__OPF_TIMER)
+        return 0;
+    return opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI ? 0
+                                                                      : op->gyre__priv.deadline_ns;
+}
 
 /* A backend capability bit the core uses but does not report: GYRE_RDHUP
  * can only be watched together with GYRE_IN (select has no hang-up set). */

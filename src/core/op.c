@@ -14,6 +14,12 @@
  * Whatever the route, an op is on exactly one queue at a time, named by its
  * state, so cancel and fork always know where to find it.
  *
+ * Stream order (rule 5): on one fd, the data ops at the current position
+ * start one after the other per side (reads; writes). The emulation keeps
+ * them in its fd queues; an op waits (ORDERWAIT) while an earlier one of its
+ * side is in the backend (or, for an op bound there, still in those queues),
+ * since the kernel orders nothing between requests it runs concurrently.
+ *
  * Links: the successor of a linked op is whatever op is submitted next on
  * the loop. When both go native, the kernel links them (a native op with a
  * link is held until the next submit, or the next flush, to learn that);
@@ -371,9 +377,75 @@ static int kernel_linkable(gyre_loop *loop, const gyre_op *op)
            will_be_native(loop, op);
 }
 
+/* --- stream order --- */
+
+enum {
+    SIDE_NONE = -1,
+    SIDE_IN = 0,
+    SIDE_OUT = 1
+};
+
+/* The side of its fd's byte stream a data op reads or writes, or SIDE_NONE
+ * (file offsets, and everything that is not a data transfer). */
+static int order_side(const gyre_op *op)
+{
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_READ:
+    case GYRE__OP_READV:
+        return op->gyre__priv.off == GYRE_OFF_CUR ? SIDE_IN : SIDE_NONE;
+    case GYRE__OP_RECV:
+    case GYRE__OP_RECVMSG:
+    case GYRE__OP_RECV_MULTI:
+        return SIDE_IN;
+    case GYRE__OP_WRITE:
+    case GYRE__OP_WRITEV:
+        return op->gyre__priv.off == GYRE_OFF_CUR ? SIDE_OUT : SIDE_NONE;
+    case GYRE__OP_SEND:
+    case GYRE__OP_SENDMSG:
+        return SIDE_OUT;
+    default:
+        return SIDE_NONE;
+    }
+}
+
+/* Whether op (of `side`) may start now, ignoring ops waiting on the fd: no op
+ * owns its side (one in the backend, or a multishot recv, which owns it until
+ * its last completion, also while it waits for buffers off the fd's queue),
+ * and a native op also waits for the emulation's queue of its side (the other
+ * way round, the emulated op simply queues behind). */
+static int order_may_go(gyre_loop *loop, const gyre_op *op, int side)
+{
+    const struct gyre__fdent *e = &loop->fds[op->gyre__priv.fd];
+
+    if (e->order_busy[side] != 0)
+        return 0;
+    return (side == SIDE_IN ? e->rq.head : e->wq.head) == NULL || !will_be_native(loop, op);
+}
+
+static int order_free(gyre_loop *loop, const gyre_op *op, int side)
+{
+    return loop->fds[op->gyre__priv.fd].order_wait[side].head == NULL &&
+           order_may_go(loop, op, side);
+}
+
+/* op goes to the backend (now, or held for a link), or is a multishot recv:
+ * it owns its side until it retires. */
+static void order_take(gyre_loop *loop, gyre_op *op)
+{
+    int side = order_side(op);
+
+    if (side != SIDE_NONE && !(OPF & GYRE__OPF_ORDER)) {
+        OPF |= GYRE__OPF_ORDER;
+        loop->fds[op->gyre__priv.fd].order_busy[side]++;
+    }
+}
+
 /* --- completion --- */
 
 static void chain_fail(gyre_loop *loop, gyre_op *op);
+static void order_pump(gyre_loop *loop, const gyre_op *op);
+static void order_wait(gyre_loop *loop, gyre_op *op, int side);
+static void order_fail_fd(gyre_loop *loop, int fd, int64_t res);
 static int ensure_pool(gyre_loop *loop);
 static void hold(gyre_loop *loop, gyre_op *op);
 static void release_hold(gyre_loop *loop, int linked_next);
@@ -391,11 +463,15 @@ static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
         ((gyre_bufpool *)op->gyre__priv.addr)->users--;
     op->gyre__priv.state = GYRE__OS_IDLE;
     op->gyre__priv.link_next = NULL;
+    if (OPF & GYRE__OPF_ORDER)
+        loop->fds[op->gyre__priv.fd].order_busy[order_side(op)]--;
     OPF &= ~(GYRE__OPF_INFLIGHT | GYRE__OPF_CANCEL | GYRE__OPF_NATIVE | GYRE__OPF_TIMEDOUT |
-             GYRE__OPF_POOL | GYRE__OPF_TIMER);
+             GYRE__OPF_POOL | GYRE__OPF_TIMER | GYRE__OPF_ORDER);
     loop->ops_inflight--;
     loop->active--;
     loop->refs--;
+    /* Before the successor: the ops waiting on the fd came first. */
+    order_pump(loop, op);
 
     if (loop->chain == GYRE__CHAIN_PENDING && loop->chain_tail == op) {
         loop->chain = link_holds(op, res) ? GYRE__CHAIN_OK : GYRE__CHAIN_FAIL;
@@ -543,6 +619,7 @@ static void native_submit(gyre_loop *loop, gyre_op *op)
 
     op->gyre__priv.state = GYRE__OS_NATIVE;
     OPF |= GYRE__OPF_NATIVE;
+    order_take(loop, op);
     gyre__opq_push(&loop->native, op);
     r = loop->be->submit(loop->be_state, op);
     if (r < 0) {
@@ -615,11 +692,17 @@ static int is_multishot(const gyre_op *op)
            op->gyre__priv.opcode == GYRE__OP_RECV_MULTI;
 }
 
-/* Routes op. `from_submit`: op is being submitted now, so a native op with a
- * link may be held to see what follows it (see hold()). */
-static void start(gyre_loop *loop, gyre_op *op, int from_submit)
+enum start_how {
+    START_LATER,  /* behind a link, after a close's wait, a re-arm, ... */
+    START_SUBMIT, /* being submitted: a native op with a link may be held */
+    START_TURN    /* its turn on its fd came (order_pump) */
+};
+
+/* Routes op. */
+static void start(gyre_loop *loop, gyre_op *op, enum start_how how)
 {
     unsigned opc = op->gyre__priv.opcode;
+    int side = order_side(op);
     int r;
 
     /* Whatever carries the close, ops the core still holds on the fd end
@@ -630,6 +713,7 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
         struct gyre__fdent *e = &loop->fds[op->gyre__priv.fd];
 
         gyre__emul_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
+        order_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
         if (loop->be->supports != NULL &&
             !loop->be->supports(loop->be_state, GYRE__FEAT_CLOSE_CANCELS_FD)) {
             uint32_t n = cancel_native_on(loop, op->gyre__priv.fd);
@@ -648,15 +732,22 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
         e->kind = GYRE__FD_UNKNOWN;
         e->blocking = 0;
     }
+    /* An op that holds its side already (a re-armed multishot, a write
+     * redone off the kernel) keeps its place. */
+    if (side != SIDE_NONE && how != START_TURN && !(OPF & GYRE__OPF_ORDER) &&
+        !order_free(loop, op, side)) {
+        order_wait(loop, op, side);
+        return;
+    }
     if (is_file_op(op) && gyre__file_precheck(loop, op))
         return;
     if (will_be_native(loop, op)) {
         /* The kernel has no linked timeout for a multishot: the core's timer
          * cancels it instead. */
-        if (op->gyre__priv.deadline_ns != 0 && is_multishot(op))
+        if (op->gyre__priv.deadline_ns != 0 && is_multishot(op) && !(OPF & GYRE__OPF_TIMER))
             start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
         if (OPF & GYRE__OPF_LINK) {
-            if (from_submit && kernel_linkable(loop, op)) {
+            if (how == START_SUBMIT && kernel_linkable(loop, op)) {
                 hold(loop, op);
                 return;
             }
@@ -671,7 +762,7 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
         native_submit(loop, op);
         return;
     }
-    if (op->gyre__priv.deadline_ns != 0)
+    if (op->gyre__priv.deadline_ns != 0 && !(OPF & GYRE__OPF_TIMER))
         start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
     switch (opc) {
     case GYRE__OP_NOP:
@@ -689,6 +780,8 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
     default:
         break;
     }
+    if (opc == GYRE__OP_RECV_MULTI)
+        order_take(loop, op);
     if (is_file_op(op)) {
         if (loop->fe != NULL && gyre__engine_take(loop, op))
             return;
@@ -705,7 +798,51 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
 
 void gyre__op_start(gyre_loop *loop, gyre_op *op)
 {
-    start(loop, op, 0);
+    start(loop, op, START_LATER);
+}
+
+/* op waits on its fd behind earlier ops of its side. Its deadline runs from
+ * now, as it would in the emulation's queue: the core's timer keeps it, also
+ * once the op is in the kernel. */
+static void order_wait(gyre_loop *loop, gyre_op *op, int side)
+{
+    op->gyre__priv.state = GYRE__OS_ORDERWAIT;
+    gyre__opq_push(&loop->fds[op->gyre__priv.fd].order_wait[side], op);
+    if (op->gyre__priv.deadline_ns != 0 && !(OPF & GYRE__OPF_TIMER))
+        start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
+}
+
+/* Starts, in order, the ops waiting on the fd and side of op (which just
+ * ended or left) that may go now. */
+static void order_pump(gyre_loop *loop, const gyre_op *op)
+{
+    int side = order_side(op);
+    struct gyre__opq *q;
+
+    if (side == SIDE_NONE)
+        return;
+    q = &loop->fds[op->gyre__priv.fd].order_wait[side];
+    while (q->head != NULL && order_may_go(loop, q->head, side)) {
+        gyre_op *next = q->head;
+
+        gyre__opq_remove(q, next);
+        start(loop, next, START_TURN);
+    }
+}
+
+/* A close: the ops still waiting on fd never started; they end with res. */
+static void order_fail_fd(gyre_loop *loop, int fd, int64_t res)
+{
+    for (int side = 0; side < 2; side++) {
+        struct gyre__opq *q = &loop->fds[fd].order_wait[side];
+
+        while (q->head != NULL) {
+            gyre_op *op = q->head;
+
+            gyre__opq_remove(q, op);
+            gyre__op_ready(loop, op, res);
+        }
+    }
 }
 
 /* Native ops with a link are held, as a chain, until the op after the
@@ -716,6 +853,7 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
 static void hold(gyre_loop *loop, gyre_op *op)
 {
     op->gyre__priv.state = GYRE__OS_HOLD;
+    order_take(loop, op);
     if (loop->link_hold == NULL)
         loop->link_hold = op;
     else
@@ -861,7 +999,12 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
     /* Links. A held native predecessor goes to the kernel now, linked there
      * if this op goes native too. */
     if (loop->link_hold != NULL) {
-        if (kernel_linkable(loop, op)) {
+        int side = order_side(op);
+
+        /* Into the kernel's chain only if nothing on its fd must go first
+         * (the kernel would start it when the chain says, not when they
+         * end). */
+        if (kernel_linkable(loop, op) && (side == SIDE_NONE || order_free(loop, op, side))) {
             if (OPF & GYRE__OPF_LINK) {
                 hold(loop, op);
             } else {
@@ -885,7 +1028,7 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
         break;
     default:
         loop->chain = GYRE__CHAIN_NONE;
-        start(loop, op, 1);
+        start(loop, op, START_SUBMIT);
         break;
     }
     /* An op that links to what follows opens a chain, unless it is held
@@ -927,6 +1070,13 @@ static void cancel_with(gyre_loop *loop, gyre_op *op, int64_t res)
     case GYRE__OS_BUFWAIT:
         gyre__opq_remove(&((gyre_bufpool *)op->gyre__priv.addr)->waiters, op);
         gyre__op_ready(loop, op, res);
+        break;
+    case GYRE__OS_ORDERWAIT:
+        gyre__opq_remove(&loop->fds[op->gyre__priv.fd].order_wait[order_side(op)], op);
+        gyre__op_ready(loop, op, res);
+        /* What waited behind it may be free to go (an emulated op behind a
+         * native one that waited for the emulation's queue). */
+        order_pump(loop, op);
         break;
     case GYRE__OS_HOLD:
         /* Let the chain go to the kernel and cancel it there, so its links
