@@ -704,3 +704,36 @@ void test_op_cancel_link_successor(void)
     test_close(p[1]);
     test_loop_free(loop);
 }
+
+/* A cancel of a send the kernel is moving around takes effect. A send on a
+ * socket whose own read side is shut down, with the buffer full: its poll
+ * wakes at once (the socket reads as hung up), and io_uring retries it from
+ * task work, dozens of times before it hands it to a worker, where it blocks.
+ * A cancel in between finds it nowhere (-ENOENT; seen on 6.18 with
+ * DEFER_TASKRUN), and gyre once let that cancel go: the send never ended. */
+void test_op_cancel_send_in_transit(void)
+{
+    gyre_loop *loop = test_loop_new();
+    static char fill[1 << 16];
+    struct test_op t = {0};
+    int sp[2], sz = 1;
+
+    test_socketpair(sp);
+    ASSERT_SYS(setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz));
+    ASSERT_SYS(shutdown(sp[0], SHUT_RD));
+    while (write(sp[0], fill, sizeof fill) > 0)
+        continue;
+    ASSERT_EQ(errno, EAGAIN);
+    gyre_op_send(&t.op, sp[0], fill, 1001, 0);
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(t.calls, 0);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    test_run_until(loop, &t.calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(t.calls, 1);
+    ASSERT_EQ(t.result, -ECANCELED);
+    test_close(sp[0]);
+    test_close(sp[1]);
+    test_loop_free(loop);
+}

@@ -52,7 +52,8 @@
  *    requests stay within the CQ size.
  *  - An op linked behind another in the kernel is ST_LWAIT until that one's
  *    CQE comes (the two point at each other, BE_PRED and BE_SUCC): the kernel
- *    has not issued it, so a cancel of it waits until then.
+ *    has not issued it, so a cancel of it waits until then. A cancel that
+ *    says -ENOENT while the op is still owed is sent again (reap_op()).
  *  - Per fd: at most one poll arm in the kernel (kseq) and one pending
  *    removal (rmseq); kseq != 0 implies rmseq == 0.
  *  - A CLOSE completes after the ops on its fd that went into the ring before
@@ -129,8 +130,7 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 #define ST_DONE 0x800u     /* on the done FIFO */
 #define ST_CLOSEFD 0x1000u /* a CLOSE preceded by a cancel of everything on its fd */
 #define ST_LWAIT 0x2000u   /* linked behind an op whose CQE has not come yet */
-#define ST_SUCC 0x4000u    /* was linked behind one: a cancel that misses is retried */
-#define ST_FDCOUNT 0x8000u /* counted in its fd's nops */
+#define ST_FDCOUNT 0x4000u /* counted in its fd's nops */
 
 #define OPST(op) ((op)->gyre__priv.be[BE_ST])
 
@@ -1178,7 +1178,7 @@ static void flush_ops(struct ur *u)
                 /* Linked behind prev: the kernel issues it when prev ends. */
                 set_op_at(prev, BE_SUCC, cur);
                 set_op_at(cur, BE_PRED, prev);
-                OPST(cur) |= ST_LWAIT | ST_SUCC;
+                OPST(cur) |= ST_LWAIT;
             }
             link_out = (OPST(cur) & ST_LINKED) && i + 1 < n;
             last = emit_op(u, cur, link_out);
@@ -1237,13 +1237,18 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
         return 0; /* cannot happen: every CQE naming an op was counted */
     st--;         /* one CQE fewer owed */
     if (tag == TAG_CANCEL && cqe->res == -ENOENT &&
-        (st & (ST_SUCC | ST_LWAIT | ST_FINAL | ST_CANCELQ)) == ST_SUCC) {
-        /* The cancel missed an op that is still owed. An op that was
-         * linked is issued from task work queued when the op before it
-         * ended, which can run after a cancel submitted in the next enter
-         * (with DEFER_TASKRUN the enter submits first and runs task work
-         * when it waits): ask again. Every enter runs task work, so the
-         * next try finds the op, or its CQE comes first. */
+        (st & (ST_LWAIT | ST_FINAL | ST_CANCELQ)) == 0) {
+        /* The cancel missed an op that is still owed: the kernel had it in
+         * task work, on none of the lists ASYNC_CANCEL searches. An op that
+         * was linked is issued from task work queued when the op before it
+         * ended; a send on a socket that polls as hung up (its read side
+         * shut down) but has no room bounces between its poll and task work
+         * dozens of times before io-wq takes it (seen on 6.18 with
+         * DEFER_TASKRUN, where an enter submits first and runs task work
+         * when it waits). Ask again: every enter runs task work, so a later
+         * try finds the op (or its CQE comes first). An op that is
+         * unfindable for long (a buffered read waiting for a page) costs one
+         * enter per iteration until it ends. */
         st |= ST_CANCELQ;
         opq_push(&u->cancels, op);
     }
