@@ -113,6 +113,7 @@ enum gyre__feature {
 #define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
 #define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
 #define GYRE__OPF_ORDER 0x100u   /* counted in its fd's order_busy (core) */
+#define GYRE__OPF_EMUL 0x200u    /* the backend said -EAGAIN: redone by readiness */
 
 /* The deadline a backend must carry for op: none when the core's timer keeps
  * it (multishot ops, which the kernel cannot give a linked timeout, and ops

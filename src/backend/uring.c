@@ -1270,8 +1270,9 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
         break;
     }
     /* A request cut short while running (io-wq) ends with -EINTR, which
-     * must never reach a callback. */
-    if ((res == -ECANCELED || res == -EINTR) && (st & ST_FIRED))
+     * must never reach a callback; one that said -EAGAIN after its deadline
+     * fired is over too (the core redoes other -EAGAINs). */
+    if ((res == -ECANCELED || res == -EINTR || res == -EAGAIN) && (st & ST_FIRED))
         res = -ETIME;
     else if (res == -EINTR)
         res = -ECANCELED;

@@ -347,7 +347,8 @@ static int will_be_native(gyre_loop *loop, const gyre_op *op)
 {
     unsigned opc = op->gyre__priv.opcode;
 
-    if (loop->be->submit == NULL || !loop->be->supports(loop->be_state, opc))
+    if (loop->be->submit == NULL || (op->gyre__priv.sflags & GYRE__OPF_EMUL) ||
+        !loop->be->supports(loop->be_state, opc))
         return 0;
     if (is_file_op(op) && !loop->files_native)
         return 0;
@@ -466,7 +467,7 @@ static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
     if (OPF & GYRE__OPF_ORDER)
         loop->fds[op->gyre__priv.fd].order_busy[order_side(op)]--;
     OPF &= ~(GYRE__OPF_INFLIGHT | GYRE__OPF_CANCEL | GYRE__OPF_NATIVE | GYRE__OPF_TIMEDOUT |
-             GYRE__OPF_POOL | GYRE__OPF_TIMER | GYRE__OPF_ORDER);
+             GYRE__OPF_POOL | GYRE__OPF_TIMER | GYRE__OPF_ORDER | GYRE__OPF_EMUL);
     loop->ops_inflight--;
     loop->active--;
     loop->refs--;
@@ -1165,6 +1166,22 @@ void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
                 native_submit(loop, op);
             return;
         }
+    }
+    /* -EAGAIN must not reach a callback (rule 4), and io_uring lets one
+     * through: a sendmsg (or recvmsg) on a non-blocking socket that io_uring
+     * gave to io-wq, which runs it without MSG_DONTWAIT but honours
+     * O_NONBLOCK, answers -EAGAIN in the CQE. It goes there after its poll
+     * woke for something other than room: io_uring always wakes a poll for
+     * RDHUP, so a socket whose read side is shut down wakes a send at once,
+     * again and again (6.18). The op did nothing; the emulation redoes it,
+     * waiting for readiness, or it ends here if it was to end anyway. */
+    if (res == -EAGAIN && !multishot) {
+        if (!(OPF & (GYRE__OPF_CANCEL | GYRE__OPF_TIMEDOUT))) {
+            OPF |= GYRE__OPF_EMUL;
+            gyre__op_start(loop, op);
+            return;
+        }
+        res = (OPF & GYRE__OPF_TIMEDOUT) ? -ETIME : -ECANCELED;
     }
     /* A write sent as a send (a writev as a sendmsg) to something that is
      * not a socket: redo it by the emulated pipe path, which guards against
