@@ -149,6 +149,7 @@ struct fdent {
     uint32_t kseq;   /* seq of the arm in the kernel, 0 = none */
     uint32_t rmseq;  /* seq of an arm still to be removed, 0 = none */
     uint8_t need_arm;
+    uint8_t quiet;   /* level interest, armed multishot until a wanted event */
     uint8_t dirty;   /* on the dirty list */
     uint32_t nops;   /* ops in the kernel on this fd that a close waits for */
     gyre_op *closer; /* a CLOSE of this fd waiting for them, until its CQE */
@@ -663,6 +664,7 @@ static int gyre_uring_ctl(void *state, int fd, uint32_t old_events, uint32_t new
     e->events = new_events & (UR_INTEREST | GYRE_EDGE);
     e->cookie = cookie;
     e->need_arm = 1;
+    e->quiet = 0;
     return 0;
 }
 
@@ -692,7 +694,7 @@ static void flush_fds(struct ur *u)
             io_uring_prep_poll_add(sqe, fd, e->events & UR_INTEREST);
             /* Multishot poll triggers on wakeups, not on state: that is
              * edge-triggered. */
-            if (e->events & GYRE_EDGE)
+            if ((e->events & GYRE_EDGE) || e->quiet)
                 sqe->len = IORING_POLL_ADD_MULTI;
             io_uring_sqe_set_data64(sqe, poll_ud(fd, e->seq));
             e->kseq = e->seq;
@@ -712,23 +714,40 @@ static int reap_poll(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *
     uint32_t seq = (uint32_t)(cqe->user_data >> 32);
     int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     struct fdent *e;
-    uint32_t events;
+    uint32_t events, wanted;
 
     if ((size_t)fd >= u->fds_cap || u->fds[fd].seq != seq)
         return 0; /* a retired arm */
     e = &u->fds[fd];
+    /* What epoll would report: the interest, and ERR and HUP. io_uring polls
+     * for RDHUP as well, asked or not (IO_POLL_UNMASK, since 5.1). */
+    wanted = (e->events & UR_INTEREST) | GYRE_ERR | GYRE_HUP;
+    events = cqe->res < 0 ? GYRE_ERR : (uint32_t)cqe->res & wanted;
     if (!more) {
         e->kseq = 0;
         /* Level-triggered: re-armed in the next io_uring_enter while the
-         * registration lives; a still-true condition fires again at once. */
+         * registration lives; a still-true condition fires again at once.
+         * Not an unasked RDHUP, though: a socket whose read side is shut
+         * down stays so, and an arm that fired for that alone would fire
+         * again at once, forever (a loop waiting for room to write spun).
+         * Such an fd gets a multishot arm, which fires on wakeups, until
+         * one brings what was asked for. */
         if (e->events != 0 && cqe->res != -EBADF) {
+            if (cqe->res >= 0 && events == 0 && !(e->events & GYRE_EDGE) && probed.poll_multi)
+                e->quiet = 1;
+            else if (events != 0)
+                e->quiet = 0;
             e->need_arm = 1;
             mark_dirty(u, fd);
         }
+    } else if (e->quiet && events != 0) {
+        /* The wakeup came: back to one-shot arms, level-triggered. */
+        retire_arm(u, fd);
+        e->quiet = 0;
+        e->need_arm = 1;
     }
     if (cqe->res == -ECANCELED || cqe->res == -EBADF)
         return 0; /* cancelled by a close on the fd, or the fd is gone */
-    events = cqe->res < 0 ? GYRE_ERR : (uint32_t)cqe->res & UR_REPORTED;
     if (events == 0)
         return 0;
     ev->cookie = e->cookie;
@@ -1263,8 +1282,14 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
             res = 0;
         break;
     case GYRE__OP_POLL:
-        if (res > 0)
-            res &= UR_REPORTED;
+        /* The events asked for, and ERR and HUP. One that fired only for
+         * an RDHUP nobody asked for (io_uring polls for it always) says
+         * -EAGAIN: the core waits again, by readiness (reap_poll()). */
+        if (res > 0) {
+            res &= (op->gyre__priv.arg & UR_INTEREST) | GYRE_ERR | GYRE_HUP;
+            if (res == 0)
+                res = -EAGAIN;
+        }
         break;
     default:
         break;
