@@ -505,6 +505,22 @@ static void close_follows_cb(gyre_op *op)
     test_op_cb(op);
 }
 
+static gyre_bufpool *close_pool;
+
+/* A multishot recv's callback: buffers go back at once; calls counts only the
+ * final completion. */
+static void close_ms_cb(gyre_op *op)
+{
+    struct test_op *t = (struct test_op *)op;
+
+    if (op->flags & GYRE_OP_BUFFER)
+        ASSERT_EQ(gyre_bufpool_put(close_pool, op->buf_id), 0);
+    if (!(op->flags & GYRE_OP_MORE)) {
+        t->calls++;
+        t->result = op->result;
+    }
+}
+
 static void close_after(gyre_loop *loop, struct test_op *cl, int fd, struct test_op *a,
                         struct test_op *b)
 {
@@ -568,6 +584,19 @@ void test_op_close_after_ops(void)
     test_read_bytes(sp[1], buf, 3);
     ASSERT_EQ(memcmp(buf, "bye", 3), 0);
     ASSERT_EQ(read(sp[1], buf, 1), 0);
+    test_close(sp[1]);
+
+    /* A multishot recv that runs out of buffers at once (on io_uring the
+     * kernel ends it and gyre re-arms it, while the close waits for it). */
+    test_socketpair(sp);
+    ASSERT_EQ(gyre_bufpool_new(loop, &close_pool, 2, 8), 0);
+    test_write_bytes(sp[1], "0123456789abcdefghijklmnopqrstuvwxyz", 36);
+    gyre_op_recv_multishot(&rd.op, sp[0], close_pool);
+    rd.calls = 0;
+    ASSERT_EQ(gyre_submit(loop, &rd.op, close_ms_cb), 0);
+    close_after(loop, &cl, sp[0], &rd, NULL);
+    ASSERT_TRUE(rd.result == 0 || rd.result == -ECANCELED);
+    ASSERT_EQ(gyre_bufpool_free(close_pool), 0);
     test_close(sp[1]);
     test_loop_free(loop);
 }

@@ -62,9 +62,12 @@
  *    fd's closer; when the last of them has ended it goes back to the head
  *    of the park FIFO. Cancelling an op does not end it at once (a poll-armed
  *    op ends in task work, one in an io-wq worker may run on), so a close
- *    written right behind the cancel would often end first. Ops written
- *    while a closer waits, and ops the kernel issues behind a link then, are
- *    not waited for: the close's own cancel ends them.
+ *    written right behind the cancel would often end first. An op to be
+ *    written while the fd has a closer (until the close's CQE) ends here
+ *    with -ECANCELED instead: it came after the close (or is a multishot the
+ *    kernel ended and the core re-arms), and would only run on a closing
+ *    fd. Ops the kernel issues behind a link then are not waited for; the
+ *    close's own cancel ends them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -911,6 +914,14 @@ static void fd_uncount(struct ur *u, const gyre_op *op)
     }
 }
 
+/* Whether op is bound for an fd that has a closer: see the header. */
+static int fd_closing(const struct ur *u, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return fd >= 0 && op->gyre__priv.opcode != GYRE__OP_CLOSE && u->fds[fd].closer != NULL;
+}
+
 /* Whether the close at the head of the park FIFO must first wait for the
  * ops on its fd: some are in the kernel and no close of the fd waited yet. */
 static int close_must_wait(const struct ur *u, const gyre_op *op)
@@ -1177,14 +1188,15 @@ static void flush_ops(struct ur *u)
             }
             continue;
         }
-        /* Emit the chain. An op cancelled before it reached the kernel ends
-         * with -ECANCELED here, and so does the rest of its chain, as the
-         * kernel would do; the op before it then ends the chain. */
+        /* Emit the chain. An op cancelled before it reached the kernel (or
+         * bound for an fd being closed) ends with -ECANCELED here, and so
+         * does the rest of its chain, as the kernel would do; the op before
+         * it then ends the chain. */
         for (uint32_t i = 0; i < n; i++) {
             gyre_op *cur = opq_pop(&u->park);
             int link_out;
 
-            if (OPST(cur) & ST_CANCEL)
+            if ((OPST(cur) & ST_CANCEL) || fd_closing(u, cur))
                 dead = 1;
             if (dead) {
                 if (last != NULL)
