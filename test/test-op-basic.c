@@ -601,6 +601,59 @@ void test_op_close_after_ops(void)
     test_loop_free(loop);
 }
 
+/* An op linked behind another on a different fd, with its own fd closed
+ * (through gyre) while it waits: it must not start on whatever file has that
+ * number by then. (It once did, on every backend: the core started it on the
+ * number when the op before it ended, and on io_uring the kernel issued it
+ * there; a send wrote into the next socketpair made.) */
+void test_op_close_link_successor(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op a = {0}, b = {0}, cl = {0};
+    char c, buf[4];
+    int p[2], sp[2], np[2];
+
+    test_pipe(p);
+    test_socketpair(sp);
+    gyre_op_read(&a.op, p[0], &c, 1, GYRE_OFF_CUR);
+    gyre_op_set_link(&a.op);
+    test_op_submit(loop, &a);
+    gyre_op_send(&b.op, sp[0], "x", 1, 0);
+    test_op_submit(loop, &b);
+    test_run_nowait(loop, 2);
+    gyre_op_close(&cl.op, sp[0]);
+    test_op_submit(loop, &cl);
+    test_run_nowait(loop, 2);
+    /* The closed number is free again if the close has completed. */
+    test_socketpair(np);
+    test_write_bytes(p[1], "a", 1);
+    test_run_until(loop, &a.calls, 1);
+    test_run_until(loop, &b.calls, 1);
+    test_run_until(loop, &cl.calls, 1);
+    ASSERT_EQ(a.result, 1);
+    ASSERT_EQ(cl.result, 0);
+    /* Nothing reached the new pair. The send either never ran, or ran
+     * before the close (io_uring: the close waits for it, and its cancel may
+     * come after it went out) and the old peer has its byte. */
+    ASSERT_EQ(read(np[1], buf, sizeof buf), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    ASSERT_EQ(read(np[0], buf, sizeof buf), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    if (b.result == 1) {
+        ASSERT_EQ(read(sp[1], buf, sizeof buf), 1);
+        ASSERT_EQ(buf[0], 'x');
+    } else {
+        ASSERT_TRUE(b.result == -EBADF || b.result == -ECANCELED);
+    }
+    ASSERT_EQ(read(sp[1], buf, sizeof buf), 0);
+    test_close(np[0]);
+    test_close(np[1]);
+    test_close(sp[1]);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
 void test_op_openat(void)
 {
     gyre_loop *loop = test_loop_new();

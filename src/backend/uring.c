@@ -66,8 +66,10 @@
  *    written while the fd has a closer (until the close's CQE) ends here
  *    with -ECANCELED instead: it came after the close (or is a multishot the
  *    kernel ended and the core re-arms), and would only run on a closing
- *    fd. Ops the kernel issues behind a link then are not waited for; the
- *    close's own cancel ends them.
+ *    fd. An op linked behind another counts too, though cancel-fd cannot
+ *    find it until the kernel issues it: the close waits until then and
+ *    cancels it (link_release()), rather than let the kernel issue it after
+ *    the close, on a number that may name another file by then.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -951,7 +953,10 @@ static void link_release(struct ur *u, gyre_op *op)
     set_op_at(op, BE_SUCC, NULL);
     set_op_at(succ, BE_PRED, NULL);
     OPST(succ) &= ~(uint64_t)ST_LWAIT;
-    fd_count(u, succ);
+    /* A close of its fd waits for it: it must end, before it can act on
+     * the fd (cancel-fd could not find it until now). */
+    if (fd_closing(u, succ))
+        OPST(succ) |= ST_CANCEL;
     if ((OPST(succ) & (ST_CANCEL | ST_CANCELQ | ST_FINAL)) == ST_CANCEL)
         queue_cancel(u, succ);
 }
@@ -1213,8 +1218,7 @@ static void flush_ops(struct ur *u)
             }
             link_out = (OPST(cur) & ST_LINKED) && i + 1 < n;
             last = emit_op(u, cur, link_out);
-            if (!(OPST(cur) & ST_LWAIT))
-                fd_count(u, cur);
+            fd_count(u, cur);
             prev = link_out ? cur : NULL;
         }
     }

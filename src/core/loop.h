@@ -53,6 +53,10 @@ struct gyre__fdent {
      * backend, or a multishot recv). */
     struct gyre__opq order_wait[2];
     uint16_t order_busy[2];
+    /* Closes of this fd started by gyre; an op notes it at submission
+     * (gyre__priv.pending), so one that would start after a close of its
+     * fd (behind a link) knows its number may name another file now. */
+    uint32_t close_gen;
     uint8_t dirty;    /* on loop->dirty: kmask may differ from what ops want */
     uint8_t kind;     /* enum gyre__fdkind: whether writes may be sends */
     uint8_t blocking; /* O_NONBLOCK clear: 0 not known yet, 1 yes, 2 no */

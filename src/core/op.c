@@ -453,6 +453,15 @@ static void release_hold(gyre_loop *loop, int linked_next);
 
 static void deadline_cb(gyre_timer *t);
 
+/* 1 if gyre closed op's fd after op was submitted. */
+static int fd_closed_since(const gyre_loop *loop, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return fd >= 0 && (size_t)fd < loop->fds_cap &&
+           loop->fds[fd].close_gen != op->gyre__priv.pending;
+}
+
 /* Ends op's time in flight: its deadline, its counts, and its link. */
 static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
 {
@@ -479,10 +488,12 @@ static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
         loop->chain_tail = NULL;
     }
     if (next != NULL) {
-        if (link_holds(op, res) && !(next->gyre__priv.sflags & GYRE__OPF_CANCEL))
-            gyre__op_start(loop, next);
-        else
+        if (!link_holds(op, res) || (next->gyre__priv.sflags & GYRE__OPF_CANCEL))
             chain_fail(loop, next);
+        else if (fd_closed_since(loop, next))
+            gyre__op_ready(loop, next, -EBADF); /* its fd is gone, its number maybe reused */
+        else
+            gyre__op_start(loop, next);
     }
 }
 
@@ -715,6 +726,7 @@ static void start(gyre_loop *loop, gyre_op *op, enum start_how how)
 
         gyre__emul_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
         order_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
+        e->close_gen++;
         if (loop->be->supports != NULL &&
             !loop->be->supports(loop->be_state, GYRE__FEAT_CLOSE_CANCELS_FD)) {
             uint32_t n = cancel_native_on(loop, op->gyre__priv.fd);
@@ -983,6 +995,8 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
         r = gyre__fd_reserve(loop, op->gyre__priv.fd);
         if (r < 0)
             return r;
+        /* An op's own field for this (ops use `pending` for nothing else). */
+        op->gyre__priv.pending = loop->fds[op->gyre__priv.fd].close_gen;
     }
 
     op->cb = cb;
