@@ -95,7 +95,6 @@ _Static_assert(GYRE_OFF_CUR == (uint64_t)-1, "offset -1 is the kernel's current 
 _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tags");
 
 #define UR_INTEREST (GYRE_IN | GYRE_PRI | GYRE_OUT | GYRE_RDHUP)
-#define UR_REPORTED (GYRE_IN | GYRE_PRI | GYRE_OUT | GYRE_ERR | GYRE_HUP | GYRE_RDHUP)
 
 /* user_data tags */
 #define TAG_MASK 7u
@@ -183,12 +182,12 @@ struct ur {
     int *dirty; /* fds with an arm or a removal to write */
     size_t ndirty, dirty_cap;
     struct bufring *bufs;
+    size_t bufs_cap;
     /* One msghdr per SQ slot, for a writev sent as SENDMSG: the kernel has
      * copied it once it has consumed the SQE (FEAT_SUBMIT_STABLE), which is
      * also when the slot can be written again, so slot i's msghdr lives
      * exactly as long as it must. */
     struct msghdr *msgs;
-    size_t bufs_cap;
 };
 
 /* --- probe --- */
