@@ -30,6 +30,11 @@
  *  - at the end, after cancelling everything and closing every fd through
  *    gyre, all ops have completed within a bounded number of iterations and
  *    gyre_loop_free() returns 0. ASan's leak checker covers the rest.
+ *
+ * Inputs that once found a bug are kept in fuzz/regress/, named after it;
+ * each picks the backend it was found on with its first byte. Replay them
+ * all (libFuzzer runs every file it is given once):
+ *   build-fuzz/fuzz-ops fuzz/regress/crash-*.bin
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,10 +128,7 @@ struct slot {
     int fd;
     int pair; /* -1, or the socketpair fd belongs to */
     uint32_t epoch;
-    int tainted;       /* reached through a link */
-    uint32_t gen;      /* successful submits of this slot */
-    int pred;          /* with tainted: the slot of the op linked to this one */
-    uint32_t pred_gen; /* ... and its gen then */
+    int tainted; /* reached through a link */
     int resubmit;
     int deadline;
     int is_read;
@@ -180,8 +182,6 @@ static struct state {
     int in_api; /* depth of gyre calls that must not call back */
     int in_run;
     int link_pending;
-    int last_linked;         /* the slot that set link_pending */
-    int avoid_linked_cancel; /* and the other known uring bugs */
     struct slot slots[NALL];
     struct pair pairs[2];
     struct pipe_res pipes[2];
@@ -195,8 +195,7 @@ static struct state {
 
 static gyre_pool *shared_pool;
 static int have_uring;
-static int trace;  /* FUZZ_OPS_TRACE=1: each action and completion on stderr */
-static int strict; /* GYRE_FUZZ_STRICT=1: no workaround for known gyre bugs */
+static int trace; /* FUZZ_OPS_TRACE=1: each action and completion on stderr */
 
 #define TRACE(...)                                                                                 \
     do {                                                                                           \
@@ -352,12 +351,6 @@ static int submit(struct slot *s, int link)
 {
     int r;
 
-    /* Known gyre bug (fuzz/crash-uring-link-chain-lost-completion.bin): on
-     * io_uring the third op of a chain whose head reached the kernel before
-     * the second was submitted never completes. Unless strict, chains there
-     * are at most two ops long. */
-    if (link && S.link_pending && S.avoid_linked_cancel)
-        link = 0;
     if (link)
         gyre_op_set_link(&s->op);
     s->tainted = S.link_pending;
@@ -371,23 +364,9 @@ static int submit(struct slot *s, int link)
     if (r == 0) {
         s->inflight = 1;
         s->used = 1;
-        /* Before gen moves: the predecessor may be this slot's last op. */
-        if (s->tainted) {
-            s->pred = S.last_linked;
-            s->pred_gen = S.slots[S.last_linked].gen;
-        }
-        s->gen++;
-        if (link)
-            S.last_linked = s->index;
         S.link_pending = link;
         if (s->m != NULL) {
             if (s->tainted)
-                s->m->tainted = 1;
-            /* Known gyre bug (fuzz/crash-uring-two-reads-order.bin): on
-             * io_uring, of two reads waiting on one socket the later can get
-             * the earlier bytes. Unless strict, such a direction is not
-             * checked there from then on. */
-            if (S.avoid_linked_cancel && s->is_read && s->m->reads_inflight > 0)
                 s->m->tainted = 1;
             s->rec = rec_add(s->is_read ? &s->m->rq_tail : &s->m->wq_tail);
             if (s->is_read && s->type == T_RECVMS)
@@ -408,12 +387,6 @@ static void close_done(struct slot *s)
     for (i = 0; i < NSLOT; i++) {
         struct slot *o = &S.slots[i];
 
-        /* Known gyre bug (fuzz/crash-uring-close-before-deadline-op.bin,
-         * fuzz/crash-uring-close-before-shutdown.bin): on io_uring an op with
-         * a deadline, or a shutdown, on the fd still completes after the
-         * close. Not checked there unless strict. */
-        if ((o->deadline || o->type == T_SHUTDOWN) && S.avoid_linked_cancel)
-            continue;
         if (o->inflight && !o->tainted && o->fd == s->fd && o->pair == s->pair &&
             o->epoch == s->epoch)
             DIE("close of fd %d completed before slot %d (type %d) on that fd", s->fd, i, o->type);
@@ -626,24 +599,6 @@ static void act_submit(void)
             m = NULL;
         s->m = type == T_NOP ? NULL : m;
     }
-    /* The link-cancel bug (can_cancel()) has a second window: just after the
-     * predecessor completes, the kernel may not have issued the successor
-     * yet, and a cancel then is lost too. So on io_uring, unless strict, a
-     * link successor is never an op that can wait forever. */
-    if (S.avoid_linked_cancel && S.link_pending && type != T_NOP && type != T_TIMEOUT &&
-        type != T_FREAD && type != T_FWRITE) {
-        type = T_NOP;
-        s->m = NULL;
-        fd = -1;
-        pair = -1;
-    }
-    /* Known gyre bug (fuzz/crash-uring-write-writev-order.bin): on io_uring a
-     * writev at the current position is emulated while a write to a socket
-     * goes to the kernel, and a writev submitted after a write on the same
-     * socket puts its bytes first. Until it is fixed, socket writevs become
-     * writes there (GYRE_FUZZ_STRICT=1 keeps them). */
-    if (type == T_WRITEV && pair >= 0 && S.avoid_linked_cancel)
-        type = T_WRITE;
     if (type == T_NOP)
         s->is_read = 0;
     s->type = type;
@@ -724,29 +679,12 @@ static void act_submit(void)
     submit(s, (flags & 2) != 0);
 }
 
-/* Known gyre bug (fuzz/crash-uring-cancel-link-successor.bin): on io_uring
- * a cancel of an op linked behind one the kernel is still running is lost
- * (ASYNC_CANCEL cannot find a link successor not yet issued and answers
- * -ENOENT; gyre ignores that, the op starts later and blocks, and a second
- * gyre_cancel() is -EALREADY). Until it is fixed, such an op is cancelled
- * only once its predecessor has completed, so that the fuzzer looks for
- * other bugs; GYRE_FUZZ_STRICT=1 turns this off. */
-static int can_cancel(const struct slot *s)
-{
-    const struct slot *p;
-
-    if (!S.avoid_linked_cancel || !s->tainted || !s->inflight)
-        return 1;
-    p = &S.slots[s->pred];
-    return !(p->inflight && p->gen == s->pred_gen);
-}
-
 static void act_cancel(void)
 {
     struct slot *s = &S.slots[next() % NSLOT];
     int r;
 
-    if (!s->used || !can_cancel(s))
+    if (!s->used)
         return;
     enter();
     r = gyre_cancel(S.loop, &s->op);
@@ -958,7 +896,7 @@ static void drain(const char *phase)
 
     for (it = 0; it < DRAIN_ITERS && any_inflight(); it++) {
         for (i = 0; i < NSLOT; i++) {
-            if (S.slots[i].inflight && can_cancel(&S.slots[i])) {
+            if (S.slots[i].inflight) {
                 int r;
 
                 enter();
@@ -1048,7 +986,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     sigaction(SIGPIPE, &sa, NULL);
     have_uring = gyre_backend_supported("uring") == 1;
     trace = secure_getenv("FUZZ_OPS_TRACE") != NULL;
-    strict = secure_getenv("GYRE_FUZZ_STRICT") != NULL;
     if (gyre_pool_new(&shared_pool, NULL) != 0)
         shared_pool = NULL;
     return 0;
@@ -1077,7 +1014,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r != 0)
         DIE("gyre_loop_new(%s) returned %d", opts.backend ? opts.backend : "env", r);
     S.backend = gyre_loop_backend(S.loop);
-    S.avoid_linked_cancel = !strict && strcmp(S.backend, "uring") == 0;
     for (i = 0; i < NALL; i++) {
         S.slots[i].index = i;
         S.slots[i].fd = -1;

@@ -491,6 +491,169 @@ void test_op_close(void)
     test_loop_free(loop);
 }
 
+/* A close completes after every op gyre took before it on the fd, however
+ * those end. (On io_uring the close once came first: a READ with a deadline
+ * is linked to a LINK_TIMEOUT and ends in task work after the close has run,
+ * and a SHUTDOWN runs in an io-wq worker that nothing cancels.) */
+static struct test_op *close_follows[2];
+
+static void close_follows_cb(gyre_op *op)
+{
+    for (int i = 0; i < 2; i++)
+        if (close_follows[i] != NULL)
+            ASSERT_EQ(close_follows[i]->calls, 1);
+    test_op_cb(op);
+}
+
+static gyre_bufpool *close_pool;
+
+/* A multishot recv's callback: buffers go back at once; calls counts only the
+ * final completion. */
+static void close_ms_cb(gyre_op *op)
+{
+    struct test_op *t = (struct test_op *)op;
+
+    if (op->flags & GYRE_OP_BUFFER)
+        ASSERT_EQ(gyre_bufpool_put(close_pool, op->buf_id), 0);
+    if (!(op->flags & GYRE_OP_MORE)) {
+        t->calls++;
+        t->result = op->result;
+    }
+}
+
+static void close_after(gyre_loop *loop, struct test_op *cl, int fd, struct test_op *a,
+                        struct test_op *b)
+{
+    close_follows[0] = a;
+    close_follows[1] = b;
+    gyre_op_close(&cl->op, fd);
+    cl->calls = 0;
+    ASSERT_EQ(gyre_submit(loop, &cl->op, close_follows_cb), 0);
+    test_run_until(loop, &cl->calls, 1);
+    ASSERT_EQ(cl->result, 0);
+    ASSERT_EQ(fcntl(fd, F_GETFD), -1);
+    ASSERT_EQ(errno, EBADF);
+}
+
+void test_op_close_after_ops(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op rd = {0}, sh = {0}, cl = {0};
+    char buf[8];
+    int sp[2];
+
+    /* A read with a deadline and the close, in one batch. */
+    test_socketpair(sp);
+    gyre_op_read(&rd.op, sp[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&rd.op, SEC(3600));
+    test_op_submit(loop, &rd);
+    close_after(loop, &cl, sp[0], &rd, NULL);
+    ASSERT_EQ(rd.result, -ECANCELED);
+    test_close(sp[1]);
+
+    /* The same read already waiting when the close comes. */
+    test_socketpair(sp);
+    gyre_op_read(&rd.op, sp[0], buf, sizeof buf, GYRE_OFF_CUR);
+    gyre_op_set_deadline(&rd.op, SEC(3600));
+    test_op_submit(loop, &rd);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(rd.calls, 0);
+    close_after(loop, &cl, sp[0], &rd, NULL);
+    ASSERT_EQ(rd.result, -ECANCELED);
+    test_close(sp[1]);
+
+    /* A shutdown (and a read the shutdown ends) before the close. */
+    test_socketpair(sp);
+    gyre_op_recv(&rd.op, sp[0], buf, sizeof buf, 0);
+    test_op_submit(loop, &rd);
+    gyre_op_shutdown(&sh.op, sp[0], SHUT_RDWR);
+    test_op_submit(loop, &sh);
+    close_after(loop, &cl, sp[0], &rd, &sh);
+    ASSERT_TRUE(sh.result == 0 || sh.result == -ECANCELED);
+    ASSERT_TRUE(rd.result == 0 || rd.result == -ECANCELED);
+    test_close(sp[1]);
+
+    /* A send linked to the close ("answer, then hang up"): the close runs
+     * once the send has ended, and the peer reads the answer, then EOF. */
+    test_socketpair(sp);
+    gyre_op_send(&sh.op, sp[0], "bye", 3, 0);
+    gyre_op_set_link(&sh.op);
+    test_op_submit(loop, &sh);
+    close_after(loop, &cl, sp[0], &sh, NULL);
+    ASSERT_EQ(sh.result, 3);
+    test_read_bytes(sp[1], buf, 3);
+    ASSERT_EQ(memcmp(buf, "bye", 3), 0);
+    ASSERT_EQ(read(sp[1], buf, 1), 0);
+    test_close(sp[1]);
+
+    /* A multishot recv that runs out of buffers at once (on io_uring the
+     * kernel ends it and gyre re-arms it, while the close waits for it). */
+    test_socketpair(sp);
+    ASSERT_EQ(gyre_bufpool_new(loop, &close_pool, 2, 8), 0);
+    test_write_bytes(sp[1], "0123456789abcdefghijklmnopqrstuvwxyz", 36);
+    gyre_op_recv_multishot(&rd.op, sp[0], close_pool);
+    rd.calls = 0;
+    ASSERT_EQ(gyre_submit(loop, &rd.op, close_ms_cb), 0);
+    close_after(loop, &cl, sp[0], &rd, NULL);
+    ASSERT_TRUE(rd.result == 0 || rd.result == -ECANCELED);
+    ASSERT_EQ(gyre_bufpool_free(close_pool), 0);
+    test_close(sp[1]);
+    test_loop_free(loop);
+}
+
+/* An op linked behind another on a different fd, with its own fd closed
+ * (through gyre) while it waits: it must not start on whatever file has that
+ * number by then. (It once did, on every backend: the core started it on the
+ * number when the op before it ended, and on io_uring the kernel issued it
+ * there; a send wrote into the next socketpair made.) */
+void test_op_close_link_successor(void)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op a = {0}, b = {0}, cl = {0};
+    char c, buf[4];
+    int p[2], sp[2], np[2];
+
+    test_pipe(p);
+    test_socketpair(sp);
+    gyre_op_read(&a.op, p[0], &c, 1, GYRE_OFF_CUR);
+    gyre_op_set_link(&a.op);
+    test_op_submit(loop, &a);
+    gyre_op_send(&b.op, sp[0], "x", 1, 0);
+    test_op_submit(loop, &b);
+    test_run_nowait(loop, 2);
+    gyre_op_close(&cl.op, sp[0]);
+    test_op_submit(loop, &cl);
+    test_run_nowait(loop, 2);
+    /* The closed number is free again if the close has completed. */
+    test_socketpair(np);
+    test_write_bytes(p[1], "a", 1);
+    test_run_until(loop, &a.calls, 1);
+    test_run_until(loop, &b.calls, 1);
+    test_run_until(loop, &cl.calls, 1);
+    ASSERT_EQ(a.result, 1);
+    ASSERT_EQ(cl.result, 0);
+    /* Nothing reached the new pair. The send either never ran, or ran
+     * before the close (io_uring: the close waits for it, and its cancel may
+     * come after it went out) and the old peer has its byte. */
+    ASSERT_EQ(read(np[1], buf, sizeof buf), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    ASSERT_EQ(read(np[0], buf, sizeof buf), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    if (b.result == 1) {
+        ASSERT_EQ(read(sp[1], buf, sizeof buf), 1);
+        ASSERT_EQ(buf[0], 'x');
+    } else {
+        ASSERT_TRUE(b.result == -EBADF || b.result == -ECANCELED);
+    }
+    ASSERT_EQ(read(sp[1], buf, sizeof buf), 0);
+    test_close(np[0]);
+    test_close(np[1]);
+    test_close(sp[1]);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
 void test_op_openat(void)
 {
     gyre_loop *loop = test_loop_new();

@@ -179,6 +179,128 @@ void test_op_write_epipe(void)
     test_loop_free(loop);
 }
 
+static int run_for_done;
+
+static void run_for_cb(gyre_timer *t)
+{
+    (void)t;
+    run_for_done = 1;
+}
+
+/* Runs the loop (blocking) until ns have passed. */
+static void run_for(gyre_loop *loop, uint64_t ns)
+{
+    gyre_timer t;
+
+    ASSERT_EQ(gyre_timer_init(loop, &t), 0);
+    run_for_done = 0;
+    ASSERT_EQ(gyre_timer_start(&t, run_for_cb, ns, 0), 0);
+    test_run_until(loop, &run_for_done, 1);
+}
+
+/* -EAGAIN never reaches a callback, also where io_uring lets one through: a
+ * sendmsg (gyre's writev to a socket, or a sendmsg) on a socket whose own
+ * read side is shut down, with no room. Its poll wakes at once (the socket
+ * reads as hung up), so io_uring retries it until it gives it to io-wq,
+ * which runs it without MSG_DONTWAIT but honours O_NONBLOCK: -EAGAIN, in the
+ * CQE (6.18). The op must wait for room instead, as it does elsewhere. */
+void test_op_write_no_eagain(void)
+{
+    gyre_loop *loop = test_loop_new();
+    static char fill[1 << 16], sink[1 << 20];
+    struct test_op t[2];
+    struct iovec iov[2] = {{fill, 500}, {fill + 500, 501}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    int sp[2], sz = 1;
+
+    memset(t, 0, sizeof t);
+    test_socketpair(sp);
+    ASSERT_SYS(setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz));
+    ASSERT_SYS(shutdown(sp[0], SHUT_RD));
+    while (write(sp[0], fill, sizeof fill) > 0)
+        continue;
+    ASSERT_EQ(errno, EAGAIN);
+    gyre_op_writev(&t[0].op, sp[0], iov, 2, GYRE_OFF_CUR);
+    test_op_submit(loop, &t[0]);
+    gyre_op_sendmsg(&t[1].op, sp[0], &msg, 0);
+    test_op_submit(loop, &t[1]);
+    /* Long enough for io_uring to start a worker and for it to answer. */
+    run_for(loop, MS(100));
+    ASSERT_EQ(t[0].calls, 0);
+    ASSERT_EQ(t[1].calls, 0);
+    /* Room: both go out. */
+    while (t[0].calls + t[1].calls < 2) {
+        while (read(sp[1], sink, sizeof sink) > 0)
+            continue;
+        test_run_nowait(loop, 1);
+    }
+    ASSERT_GT(t[0].result, 0);
+    ASSERT_GT(t[1].result, 0);
+    test_close(sp[0]);
+    test_close(sp[1]);
+    test_loop_free(loop);
+}
+
+static int half_watch_calls;
+
+static void half_watch_cb(gyre_watch *w, uint32_t events)
+{
+    ASSERT_TRUE(events & GYRE_OUT);
+    ASSERT_EQ(events & GYRE_RDHUP, 0); /* not asked for */
+    half_watch_calls++;
+    ASSERT_EQ(gyre_watch_stop(w), 0);
+}
+
+/* Waiting for room on a socket whose read side is shut down: io_uring polls
+ * for RDHUP always, and that state lasts, so an arm re-armed after firing for
+ * it alone fires again at once; the loop once spun there (hundreds of
+ * thousands of iterations a second), and a poll op for GYRE_OUT completed
+ * with only RDHUP. Nothing may happen until there is room, and then the
+ * watch, the poll and the write all see it. */
+void test_op_half_shut_waits(void)
+{
+    gyre_loop *loop = test_loop_new();
+    static char fill[1 << 16], sink[1 << 20];
+    struct test_op t[2];
+    struct iovec iov[2] = {{fill, 10}, {fill + 10, 11}};
+    gyre_watch w;
+    gyre_stats st;
+    uint64_t before;
+    int sp[2], sz = 1;
+
+    memset(t, 0, sizeof t);
+    half_watch_calls = 0;
+    test_socketpair(sp);
+    ASSERT_SYS(setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz));
+    ASSERT_SYS(shutdown(sp[0], SHUT_RD));
+    while (write(sp[0], fill, sizeof fill) > 0)
+        continue;
+    ASSERT_EQ(errno, EAGAIN);
+    gyre_op_writev(&t[0].op, sp[0], iov, 2, GYRE_OFF_CUR);
+    test_op_submit(loop, &t[0]);
+    gyre_op_poll(&t[1].op, sp[0], GYRE_OUT);
+    test_op_submit(loop, &t[1]);
+    ASSERT_EQ(gyre_watch_init(loop, &w, sp[0]), 0);
+    ASSERT_EQ(gyre_watch_start(&w, GYRE_OUT, half_watch_cb), 0);
+    ASSERT_EQ(gyre_loop_stats(loop, &st), 0);
+    before = st.iterations;
+    run_for(loop, MS(100));
+    ASSERT_EQ(gyre_loop_stats(loop, &st), 0);
+    ASSERT_LT(st.iterations - before, 1000);
+    ASSERT_EQ(t[0].calls + t[1].calls + half_watch_calls, 0);
+    while (t[0].calls + t[1].calls + half_watch_calls < 3) {
+        while (read(sp[1], sink, sizeof sink) > 0)
+            continue;
+        ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_ONCE), 0);
+    }
+    ASSERT_EQ(t[0].result, 21);
+    ASSERT_TRUE(t[1].result & GYRE_OUT);
+    ASSERT_EQ(t[1].result & GYRE_RDHUP, 0);
+    test_close(sp[0]);
+    test_close(sp[1]);
+    test_loop_free(loop);
+}
+
 void test_op_send_reset(void)
 {
     gyre_loop *loop = test_loop_new();
@@ -191,11 +313,18 @@ void test_op_send_reset(void)
     ASSERT_SYS(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
     test_close(s); /* sends RST */
     /* The first send may report the reset, later ones the broken pipe;
-     * both are errors and neither may raise SIGPIPE. */
-    for (i = 0; i < 3; i++) {
+     * both are errors and neither may raise SIGPIPE. Also a write and a
+     * writev, which io_uring carries as a send and a sendmsg. */
+    for (i = 0; i < 5; i++) {
+        struct iovec iov[2] = {{(void *)"da", 2}, {(void *)"ta", 2}};
         int64_t r;
 
-        gyre_op_send(&t.op, c, "data", 4, 0);
+        if (i == 3)
+            gyre_op_write(&t.op, c, "data", 4, GYRE_OFF_CUR);
+        else if (i == 4)
+            gyre_op_writev(&t.op, c, iov, 2, GYRE_OFF_CUR);
+        else
+            gyre_op_send(&t.op, c, "data", 4, 0);
         r = test_op_run(loop, &t);
         if (r != -EPIPE && r != -ECONNRESET)
             test_fail(__FILE__, __LINE__,

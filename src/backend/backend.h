@@ -71,7 +71,8 @@ enum gyre__opcode {
 /* Feature queries answered by supports() beside the opcodes. */
 enum gyre__feature {
     /* A native CLOSE first cancels every native op on its fd (io_uring
-     * 5.19+); without it the core cancels them itself. */
+     * 5.19+); without it the core cancels them itself. Either way the
+     * close's final event comes after theirs (see submit()). */
     GYRE__FEAT_CLOSE_CANCELS_FD = 1000,
 };
 
@@ -102,16 +103,6 @@ enum gyre__feature {
  *   GETDENTS      fd=dirfd, addr=buf, len
  * deadline_ns != 0 asks for a deadline (relative to submission). */
 
-/* The deadline a backend must carry for op: the core keeps the deadlines of
- * multishot ops itself (the kernel has no linked timeout for them). */
-static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
-{
-    unsigned opc = op->gyre__priv.opcode;
-
-    return opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI ? 0
-                                                                      : op->gyre__priv.deadline_ns;
-}
-
 /* op->gyre__priv.sflags bits */
 #define GYRE__OPF_LINK 0x1u      /* the next submitted op is linked to this one */
 #define GYRE__OPF_INFLIGHT 0x2u  /* submitted, final completion not yet delivered */
@@ -121,6 +112,21 @@ static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
 #define GYRE__OPF_POOL 0x20u     /* with a pool lane (loop thread's view) */
 #define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
 #define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
+#define GYRE__OPF_ORDER 0x100u   /* counted in its fd's order_busy (core) */
+#define GYRE__OPF_EMUL 0x200u    /* the backend said -EAGAIN: redone by readiness */
+
+/* The deadline a backend must carry for op: none when the core's timer keeps
+ * it (multishot ops, which the kernel cannot give a linked timeout, and ops
+ * whose deadline started while they waited in the core). */
+static inline uint64_t gyre__op_kernel_deadline(const gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+
+    if (op->gyre__priv.sflags & GYRE__OPF_TIMER)
+        return 0;
+    return opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI ? 0
+                                                                      : op->gyre__priv.deadline_ns;
+}
 
 /* A backend capability bit the core uses but does not report: GYRE_RDHUP
  * can only be watched together with GYRE_IN (select has no hang-up set). */
@@ -180,7 +186,10 @@ struct gyre__backend {
      * on expiry, and the op's final event (no GYRE_OP_MORE) comes only after
      * every completion naming the op has arrived, so the core may hand the op
      * back to the caller at once. A GYRE__OPF_LINK op is linked to the next
-     * submit() natively. Returns 0 or -errno (nothing queued). */
+     * submit() natively (never to or from a CLOSE: the core carries those
+     * links). A CLOSE's final event comes after the final events of the ops
+     * on its fd that this backend took before it. Returns 0 or -errno
+     * (nothing queued). */
     int (*submit)(void *state, gyre_op *op);
 
     /* Queues a cancel of op (in flight in this backend). The op's own final

@@ -50,8 +50,26 @@
  *    link chains at once (the kernel links only within one submission), in
  *    submission order, while the SQ has room and the CQEs owed by one-shot
  *    requests stay within the CQ size.
+ *  - An op linked behind another in the kernel is ST_LWAIT until that one's
+ *    CQE comes (the two point at each other, BE_PRED and BE_SUCC): the kernel
+ *    has not issued it, so a cancel of it waits until then. A cancel that
+ *    says -ENOENT while the op is still owed is sent again (reap_op()).
  *  - Per fd: at most one poll arm in the kernel (kseq) and one pending
  *    removal (rmseq); kseq != 0 implies rmseq == 0.
+ *  - A CLOSE completes after the ops on its fd that went into the ring before
+ *    it (nops, ST_FDCOUNT): if there are any, the close first writes only
+ *    the cancel of everything on the fd and waits, off every FIFO, as the
+ *    fd's closer; when the last of them has ended it goes back to the head
+ *    of the park FIFO. Cancelling an op does not end it at once (a poll-armed
+ *    op ends in task work, one in an io-wq worker may run on), so a close
+ *    written right behind the cancel would often end first. An op to be
+ *    written while the fd has a closer (until the close's CQE) ends here
+ *    with -ECANCELED instead: it came after the close (or is a multishot the
+ *    kernel ended and the core re-arms), and would only run on a closing
+ *    fd. An op linked behind another counts too, though cancel-fd cannot
+ *    find it until the kernel issues it: the close waits until then and
+ *    cancels it (link_release()), rather than let the kernel issue it after
+ *    the close, on a number that may name another file by then.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,7 +95,6 @@ _Static_assert(GYRE_OFF_CUR == (uint64_t)-1, "offset -1 is the kernel's current 
 _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tags");
 
 #define UR_INTEREST (GYRE_IN | GYRE_PRI | GYRE_OUT | GYRE_RDHUP)
-#define UR_REPORTED (GYRE_IN | GYRE_PRI | GYRE_OUT | GYRE_ERR | GYRE_HUP | GYRE_RDHUP)
 
 /* user_data tags */
 #define TAG_MASK 7u
@@ -96,9 +113,13 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 /* --- per-op state, in op->gyre__priv.be[] (the core never touches it) --- */
 
 #define BE_NEXT 0 /* gyre_op *: next on the park, cancel or done FIFO */
-#define BE_TS 1   /* be[1..2]: TIMEOUT's own __kernel_timespec */
-#define BE_DL 3   /* be[3..4]: the deadline's __kernel_timespec */
-#define BE_ST 5   /* state word, below */
+#define BE_SUCC 1 /* gyre_op *: the op linked behind it in the kernel, until its CQE */
+#define BE_PRED 2 /* gyre_op *: with ST_LWAIT, the op it is linked behind */
+/* be[3..4]: a __kernel_timespec, TIMEOUT's own or the deadline's: a TIMEOUT
+ * never has a deadline (gyre_submit refuses it, and so does submit()). */
+#define BE_TS 3
+#define BE_DL 3
+#define BE_ST 5 /* state word, below */
 
 /* State word: bits 0-3 CQEs still owed, 4-15 flags, 16-31 saved buffer id,
  * 32-63 the saved result of the op's final CQE. */
@@ -112,6 +133,8 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 #define ST_BUF 0x400u      /* ... and it carried a buffer */
 #define ST_DONE 0x800u     /* on the done FIFO */
 #define ST_CLOSEFD 0x1000u /* a CLOSE preceded by a cancel of everything on its fd */
+#define ST_LWAIT 0x2000u   /* linked behind an op whose CQE has not come yet */
+#define ST_FDCOUNT 0x4000u /* counted in its fd's nops */
 
 #define OPST(op) ((op)->gyre__priv.be[BE_ST])
 
@@ -130,7 +153,10 @@ struct fdent {
     uint32_t kseq;   /* seq of the arm in the kernel, 0 = none */
     uint32_t rmseq;  /* seq of an arm still to be removed, 0 = none */
     uint8_t need_arm;
-    uint8_t dirty; /* on the dirty list */
+    uint8_t quiet;   /* level interest, armed multishot until a wanted event */
+    uint8_t dirty;   /* on the dirty list */
+    uint32_t nops;   /* ops in the kernel on this fd that a close waits for */
+    gyre_op *closer; /* a CLOSE of this fd waiting for them, until its CQE */
 };
 
 struct bufring {
@@ -157,6 +183,11 @@ struct ur {
     size_t ndirty, dirty_cap;
     struct bufring *bufs;
     size_t bufs_cap;
+    /* One msghdr per SQ slot, for a writev sent as SENDMSG: the kernel has
+     * copied it once it has consumed the SQE (FEAT_SUBMIT_STABLE), which is
+     * also when the slot can be written again, so slot i's msghdr lives
+     * exactly as long as it must. */
+    struct msghdr *msgs;
 };
 
 /* --- probe --- */
@@ -369,6 +400,16 @@ static void set_next(gyre_op *op, gyre_op *next)
     op->gyre__priv.be[BE_NEXT] = (uint64_t)(uintptr_t)next;
 }
 
+static gyre_op *op_at(const gyre_op *op, int word)
+{
+    return (gyre_op *)(uintptr_t)op->gyre__priv.be[word];
+}
+
+static void set_op_at(gyre_op *op, int word, gyre_op *to)
+{
+    op->gyre__priv.be[word] = (uint64_t)(uintptr_t)to;
+}
+
 static void opq_push(struct opq *q, gyre_op *op)
 {
     set_next(op, NULL);
@@ -389,6 +430,14 @@ static gyre_op *opq_pop(struct opq *q)
             q->tail = NULL;
     }
     return op;
+}
+
+static void opq_push_front(struct opq *q, gyre_op *op)
+{
+    set_next(op, q->head);
+    q->head = op;
+    if (q->tail == NULL)
+        q->tail = op;
 }
 
 /* O(length); the cancel FIFO is short and this runs only when an op ends
@@ -462,6 +511,7 @@ static void gyre_uring_fini(void *state)
             munmap(u->bufs[i].br, u->bufs[i].map_len);
     }
     gyre__free(u->bufs);
+    gyre__free(u->msgs);
     gyre__free(u->fds);
     gyre__free(u->dirty);
     gyre__free(u);
@@ -517,6 +567,13 @@ static int gyre_uring_init(void **state, const gyre_loop_opts *opts, const char 
         gyre__free(u);
         *reason = "io_uring: madvise(MADV_DONTFORK) failed";
         return r;
+    }
+    u->msgs = gyre__calloc(p.sq_entries, sizeof *u->msgs);
+    if (u->msgs == NULL) {
+        io_uring_queue_exit(&u->ring);
+        gyre__free(u);
+        *reason = "io_uring: no memory for the ring's state";
+        return -ENOMEM;
     }
     if (probed.iowq_max) {
         unsigned int workers[2] = {IOWQ_WORKERS, IOWQ_WORKERS};
@@ -611,6 +668,7 @@ static int gyre_uring_ctl(void *state, int fd, uint32_t old_events, uint32_t new
     e->events = new_events & (UR_INTEREST | GYRE_EDGE);
     e->cookie = cookie;
     e->need_arm = 1;
+    e->quiet = 0;
     return 0;
 }
 
@@ -640,7 +698,7 @@ static void flush_fds(struct ur *u)
             io_uring_prep_poll_add(sqe, fd, e->events & UR_INTEREST);
             /* Multishot poll triggers on wakeups, not on state: that is
              * edge-triggered. */
-            if (e->events & GYRE_EDGE)
+            if ((e->events & GYRE_EDGE) || e->quiet)
                 sqe->len = IORING_POLL_ADD_MULTI;
             io_uring_sqe_set_data64(sqe, poll_ud(fd, e->seq));
             e->kseq = e->seq;
@@ -660,23 +718,40 @@ static int reap_poll(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *
     uint32_t seq = (uint32_t)(cqe->user_data >> 32);
     int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     struct fdent *e;
-    uint32_t events;
+    uint32_t events, wanted;
 
     if ((size_t)fd >= u->fds_cap || u->fds[fd].seq != seq)
         return 0; /* a retired arm */
     e = &u->fds[fd];
+    /* What epoll would report: the interest, and ERR and HUP. io_uring polls
+     * for RDHUP as well, asked or not (IO_POLL_UNMASK, since 5.1). */
+    wanted = (e->events & UR_INTEREST) | GYRE_ERR | GYRE_HUP;
+    events = cqe->res < 0 ? GYRE_ERR : (uint32_t)cqe->res & wanted;
     if (!more) {
         e->kseq = 0;
         /* Level-triggered: re-armed in the next io_uring_enter while the
-         * registration lives; a still-true condition fires again at once. */
+         * registration lives; a still-true condition fires again at once.
+         * Not an unasked RDHUP, though: a socket whose read side is shut
+         * down stays so, and an arm that fired for that alone would fire
+         * again at once, forever (a loop waiting for room to write spun).
+         * Such an fd gets a multishot arm, which fires on wakeups, until
+         * one brings what was asked for. */
         if (e->events != 0 && cqe->res != -EBADF) {
+            if (cqe->res >= 0 && events == 0 && !(e->events & GYRE_EDGE) && probed.poll_multi)
+                e->quiet = 1;
+            else if (events != 0)
+                e->quiet = 0;
             e->need_arm = 1;
             mark_dirty(u, fd);
         }
+    } else if (e->quiet && events != 0) {
+        /* The wakeup came: back to one-shot arms, level-triggered. */
+        retire_arm(u, fd);
+        e->quiet = 0;
+        e->need_arm = 1;
     }
     if (cqe->res == -ECANCELED || cqe->res == -EBADF)
         return 0; /* cancelled by a close on the fd, or the fd is gone */
-    events = cqe->res < 0 ? GYRE_ERR : (uint32_t)cqe->res & UR_REPORTED;
     if (events == 0)
         return 0;
     ev->cookie = e->cookie;
@@ -715,7 +790,7 @@ static int gyre_uring_supports(void *state, unsigned opcode)
     case GYRE__OP_READV:
         return probed.ops[IORING_OP_READV];
     case GYRE__OP_WRITEV:
-        return probed.ops[IORING_OP_WRITEV];
+        return probed.ops[IORING_OP_WRITEV] && probed.ops[IORING_OP_SENDMSG];
     case GYRE__OP_RECV:
         return probed.ops[IORING_OP_RECV];
     case GYRE__OP_SEND:
@@ -779,13 +854,26 @@ static int gyre_uring_submit(void *state, gyre_op *op)
      * first CQE would end the link. The core carries those itself. */
     if (is_multishot(opc) && (gyre__op_kernel_deadline(op) != 0 || linked))
         return -EINVAL;
+    /* TIMEOUT's timespec and a deadline's share be[BE_TS]. */
+    if (opc == GYRE__OP_TIMEOUT && gyre__op_kernel_deadline(op) != 0)
+        return -EINVAL;
     if (FAULTS_ON() && !u->open_chain && inject_op_reset(u, op))
         return 0;
     if (linked)
         st |= ST_LINKED;
     if (opc == GYRE__OP_CLOSE && probed.cancel_fd)
         st |= ST_CLOSEFD;
+    /* The fd's entry counts the op, or holds the close, without failing
+     * later. */
+    if (op->gyre__priv.fd >= 0) {
+        int r = fd_reserve(u, op->gyre__priv.fd);
+
+        if (r < 0)
+            return r;
+    }
     OPST(op) = st;
+    set_op_at(op, BE_SUCC, NULL);
+    set_op_at(op, BE_PRED, NULL);
     need = op_sqes(op);
     /* A chain goes into one submission; it cannot be longer than the SQ. */
     if (u->open_chain + need > u->sq_entries)
@@ -799,6 +887,83 @@ static int gyre_uring_submit(void *state, gyre_op *op)
     return 0;
 }
 
+/* 1 if op is a CLOSE that waited for the ops on its fd (or still does). */
+static int is_closer(const struct ur *u, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return op->gyre__priv.opcode == GYRE__OP_CLOSE && fd >= 0 && (size_t)fd < u->fds_cap &&
+           u->fds[fd].closer == op;
+}
+
+/* op is in the kernel now, issued or about to be: a close of its fd written
+ * from here on waits for it, unless one already waits (see the header). */
+static void fd_count(struct ur *u, gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    if (fd < 0 || op->gyre__priv.opcode == GYRE__OP_CLOSE || u->fds[fd].closer != NULL)
+        return;
+    u->fds[fd].nops++;
+    OPST(op) |= ST_FDCOUNT;
+}
+
+/* A counted op's final CQE came; the close waiting for it may go. */
+static void fd_uncount(struct ur *u, const gyre_op *op)
+{
+    struct fdent *e = &u->fds[op->gyre__priv.fd];
+
+    if (--e->nops == 0 && e->closer != NULL && !(OPST(e->closer) & ST_PARKED)) {
+        OPST(e->closer) |= ST_PARKED;
+        opq_push_front(&u->park, e->closer);
+    }
+}
+
+/* Whether op is bound for an fd that has a closer: see the header. */
+static int fd_closing(const struct ur *u, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return fd >= 0 && op->gyre__priv.opcode != GYRE__OP_CLOSE && u->fds[fd].closer != NULL;
+}
+
+/* Whether the close at the head of the park FIFO must first wait for the
+ * ops on its fd: some are in the kernel and no close of the fd waited yet. */
+static int close_must_wait(const struct ur *u, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return op->gyre__priv.opcode == GYRE__OP_CLOSE && !(OPST(op) & (ST_LINKED | ST_CANCEL)) &&
+           fd >= 0 && u->fds[fd].nops > 0 && u->fds[fd].closer == NULL;
+}
+
+/* Puts op (in the kernel, cancel requested) on the cancel FIFO: the SQE is
+ * written at the next flush. */
+static void queue_cancel(struct ur *u, gyre_op *op)
+{
+    OPST(op) |= ST_CANCELQ;
+    opq_push(&u->cancels, op);
+}
+
+/* The CQE of op (linked to the next op in the kernel) came: the kernel now
+ * issues that op, or fails it, so a cancel of it can find it from here on. */
+static void link_release(struct ur *u, gyre_op *op)
+{
+    gyre_op *succ = op_at(op, BE_SUCC);
+
+    if (succ == NULL)
+        return;
+    set_op_at(op, BE_SUCC, NULL);
+    set_op_at(succ, BE_PRED, NULL);
+    OPST(succ) &= ~(uint64_t)ST_LWAIT;
+    /* A close of its fd waits for it: it must end, before it can act on
+     * the fd (cancel-fd could not find it until now). */
+    if (fd_closing(u, succ))
+        OPST(succ) |= ST_CANCEL;
+    if ((OPST(succ) & (ST_CANCEL | ST_CANCELQ | ST_FINAL)) == ST_CANCEL)
+        queue_cancel(u, succ);
+}
+
 static int gyre_uring_cancel(void *state, gyre_op *op)
 {
     struct ur *u = state;
@@ -806,13 +971,23 @@ static int gyre_uring_cancel(void *state, gyre_op *op)
 
     if (st & (ST_CANCEL | ST_DONE | ST_FINAL))
         return 0; /* already asked, or already over */
+    if (is_closer(u, op))
+        return 0; /* the ops it waits for are being cancelled; it closes */
     if (st & ST_PARKED) {
         /* Never reached the kernel: flush_ops() completes it here. */
         OPST(op) = st | ST_CANCEL;
         return 0;
     }
-    OPST(op) = st | ST_CANCEL | ST_CANCELQ;
-    opq_push(&u->cancels, op);
+    if (st & ST_LWAIT) {
+        /* The kernel has not issued it yet: a request waiting behind a
+         * link is on none of the lists ASYNC_CANCEL searches (io-wq, poll,
+         * timeouts), so a cancel now would say -ENOENT and be lost (seen on
+         * 6.18). Asked for when the op before it ends: link_release(). */
+        OPST(op) = st | ST_CANCEL;
+        return 0;
+    }
+    OPST(op) = st | ST_CANCEL;
+    queue_cancel(u, op);
     return 0;
 }
 
@@ -916,7 +1091,18 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
         io_uring_prep_readv(sqe, fd, addr, len, off);
         break;
     case GYRE__OP_WRITEV:
-        io_uring_prep_writev(sqe, fd, addr, len, off);
+        /* At the current position (the core sends only sockets here): a
+         * SENDMSG with MSG_NOSIGNAL, for the reason WRITE is a SEND. */
+        if (off == GYRE_OFF_CUR) {
+            struct msghdr *m = &u->msgs[sqe - u->ring.sq.sqes];
+
+            memset(m, 0, sizeof *m);
+            m->msg_iov = addr;
+            m->msg_iovlen = len;
+            io_uring_prep_sendmsg(sqe, fd, m, MSG_NOSIGNAL);
+        } else {
+            io_uring_prep_writev(sqe, fd, addr, len, off);
+        }
         break;
     case GYRE__OP_RECV:
         /* MSG_DONTWAIT would let -EAGAIN through; io_uring waits itself. */
@@ -1013,7 +1199,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
 static void flush_ops(struct ur *u)
 {
     while (u->park.head != NULL) {
-        gyre_op *op = u->park.head, *end = op;
+        gyre_op *op = u->park.head, *end = op, *prev = NULL;
         uint32_t sqes = 0, n = 0;
         struct io_uring_sqe *last = NULL;
         int dead = 0;
@@ -1031,13 +1217,31 @@ static void flush_ops(struct ur *u)
             return;
         if (u->cq_owed > 0 && u->cq_owed + sqes > u->cq_entries)
             return;
-        /* Emit the chain. An op cancelled before it reached the kernel ends
-         * with -ECANCELED here, and so does the rest of its chain, as the
-         * kernel would do; the op before it then ends the chain. */
+        if (n == 1 && close_must_wait(u, op)) {
+            /* Only the cancel now (on kernels that cancel by fd; older
+             * ones had the core cancel them one by one), and the close
+             * when they have ended: fd_uncount(). */
+            opq_pop(&u->park);
+            OPST(op) &= ~(uint64_t)ST_PARKED;
+            u->fds[op->gyre__priv.fd].closer = op;
+            if (probed.cancel_fd) {
+                struct io_uring_sqe *sqe = get_sqe(u);
+
+                io_uring_prep_cancel_fd(sqe, op->gyre__priv.fd, IORING_ASYNC_CANCEL_ALL);
+                io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+                u->cq_owed++;
+            }
+            continue;
+        }
+        /* Emit the chain. An op cancelled before it reached the kernel (or
+         * bound for an fd being closed) ends with -ECANCELED here, and so
+         * does the rest of its chain, as the kernel would do; the op before
+         * it then ends the chain. */
         for (uint32_t i = 0; i < n; i++) {
             gyre_op *cur = opq_pop(&u->park);
+            int link_out;
 
-            if (OPST(cur) & ST_CANCEL)
+            if ((OPST(cur) & ST_CANCEL) || fd_closing(u, cur))
                 dead = 1;
             if (dead) {
                 if (last != NULL)
@@ -1046,7 +1250,16 @@ static void flush_ops(struct ur *u)
                 finish_local(u, cur, -ECANCELED);
                 continue;
             }
-            last = emit_op(u, cur, (OPST(cur) & ST_LINKED) && i + 1 < n);
+            if (prev != NULL) {
+                /* Linked behind prev: the kernel issues it when prev ends. */
+                set_op_at(prev, BE_SUCC, cur);
+                set_op_at(cur, BE_PRED, prev);
+                OPST(cur) |= ST_LWAIT;
+            }
+            link_out = (OPST(cur) & ST_LINKED) && i + 1 < n;
+            last = emit_op(u, cur, link_out);
+            fd_count(u, cur);
+            prev = link_out ? cur : NULL;
         }
     }
 }
@@ -1086,10 +1299,34 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
             opq_remove(&u->cancels, op);
             st &= ~(uint64_t)ST_CANCELQ;
         }
+        if (st & ST_LWAIT) {
+            /* Ended before the op it was linked behind said so (a broken
+             * chain): that op must not reach this one any more. */
+            set_op_at(op_at(op, BE_PRED), BE_SUCC, NULL);
+            set_op_at(op, BE_PRED, NULL);
+            st &= ~(uint64_t)ST_LWAIT;
+        }
+        link_release(u, op);
     }
     if ((st & ST_PENDING) == 0)
         return 0; /* cannot happen: every CQE naming an op was counted */
     st--;         /* one CQE fewer owed */
+    if (tag == TAG_CANCEL && cqe->res == -ENOENT &&
+        (st & (ST_LWAIT | ST_FINAL | ST_CANCELQ)) == 0) {
+        /* The cancel missed an op that is still owed: the kernel had it in
+         * task work, on none of the lists ASYNC_CANCEL searches. An op that
+         * was linked is issued from task work queued when the op before it
+         * ended; a send on a socket that polls as hung up (its read side
+         * shut down) but has no room bounces between its poll and task work
+         * dozens of times before io-wq takes it (seen on 6.18 with
+         * DEFER_TASKRUN, where an enter submits first and runs task work
+         * when it waits). Ask again: every enter runs task work, so a later
+         * try finds the op (or its CQE comes first). An op that is
+         * unfindable for long (a buffered read waiting for a page) costs one
+         * enter per iteration until it ends. */
+        st |= ST_CANCELQ;
+        opq_push(&u->cancels, op);
+    }
     OPST(op) = st;
     if ((st & ST_PENDING) != 0 || !(st & ST_FINAL))
         return 0;
@@ -1101,15 +1338,22 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
             res = 0;
         break;
     case GYRE__OP_POLL:
-        if (res > 0)
-            res &= UR_REPORTED;
+        /* The events asked for, and ERR and HUP. One that fired only for
+         * an RDHUP nobody asked for (io_uring polls for it always) says
+         * -EAGAIN: the core waits again, by readiness (reap_poll()). */
+        if (res > 0) {
+            res &= (op->gyre__priv.arg & UR_INTEREST) | GYRE_ERR | GYRE_HUP;
+            if (res == 0)
+                res = -EAGAIN;
+        }
         break;
     default:
         break;
     }
     /* A request cut short while running (io-wq) ends with -EINTR, which
-     * must never reach a callback. */
-    if ((res == -ECANCELED || res == -EINTR) && (st & ST_FIRED))
+     * must never reach a callback; one that said -EAGAIN after its deadline
+     * fired is over too (the core redoes other -EAGAINs). */
+    if ((res == -ECANCELED || res == -EINTR || res == -EAGAIN) && (st & ST_FIRED))
         res = -ETIME;
     else if (res == -EINTR)
         res = -ECANCELED;
@@ -1117,6 +1361,10 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
         flags |= GYRE_OP_BUFFER;
         buf_id = (uint32_t)(st >> 16) & 0xffffu;
     }
+    if (st & ST_FDCOUNT)
+        fd_uncount(u, op);
+    else if (is_closer(u, op))
+        u->fds[op->gyre__priv.fd].closer = NULL;
     OPST(op) = 0;
     ev->cookie = (uint64_t)(uintptr_t)op;
     ev->events = flags;

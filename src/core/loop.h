@@ -48,6 +48,15 @@ struct gyre__fdent {
     /* Emulated ops waiting for readiness: read side (IN), write side (OUT),
      * one-shot polls (their own events). Each starts in submission order. */
     struct gyre__opq rq, wq, pq;
+    /* Stream order (op.c): per side (0 reads, 1 writes), the data ops that
+     * wait for the ones ahead of them, and how many own the side (in the
+     * backend, or a multishot recv). */
+    struct gyre__opq order_wait[2];
+    uint16_t order_busy[2];
+    /* Closes of this fd started by gyre; an op notes it at submission
+     * (gyre__priv.pending), so one that would start after a close of its
+     * fd (behind a link) knows its number may name another file now. */
+    uint32_t close_gen;
     uint8_t dirty;    /* on loop->dirty: kmask may differ from what ops want */
     uint8_t kind;     /* enum gyre__fdkind: whether writes may be sends */
     uint8_t blocking; /* O_NONBLOCK clear: 0 not known yet, 1 yes, 2 no */
@@ -80,6 +89,7 @@ enum gyre__opstate {
     GYRE__OS_REARM,     /* a multishot the kernel ended, in its callback before re-arming */
     GYRE__OS_CLOSEWAIT, /* a close waiting for the ops it cancelled, on loop->closewait */
     GYRE__OS_ENGINE,    /* with the file engine, on loop->engine_ops */
+    GYRE__OS_ORDERWAIT, /* behind an earlier data op on its fd, on its order_wait */
 };
 
 /* The state of the chain of linked ops still open on a loop. */

@@ -14,6 +14,12 @@
  * Whatever the route, an op is on exactly one queue at a time, named by its
  * state, so cancel and fork always know where to find it.
  *
+ * Stream order (rule 5): on one fd, the data ops at the current position
+ * start one after the other per side (reads; writes). The emulation keeps
+ * them in its fd queues; an op waits (ORDERWAIT) while an earlier one of its
+ * side is in the backend (or, for an op bound there, still in those queues),
+ * since the kernel orders nothing between requests it runs concurrently.
+ *
  * Links: the successor of a linked op is whatever op is submitted next on
  * the loop. When both go native, the kernel links them (a native op with a
  * link is held until the next submit, or the next flush, to learn that);
@@ -341,30 +347,120 @@ static int will_be_native(gyre_loop *loop, const gyre_op *op)
 {
     unsigned opc = op->gyre__priv.opcode;
 
-    if (loop->be->submit == NULL || !loop->be->supports(loop->be_state, opc))
+    if (loop->be->submit == NULL || (op->gyre__priv.sflags & GYRE__OPF_EMUL) ||
+        !loop->be->supports(loop->be_state, opc))
         return 0;
     if (is_file_op(op) && !loop->files_native)
         return 0;
     if (opc == GYRE__OP_RECV_MULTI && !((gyre_bufpool *)op->gyre__priv.addr)->native)
         return 0;
-    /* A write at the current position goes to the kernel as a send (no
-     * SIGPIPE) when the fd is a socket; to anything else it takes the
-     * emulated pipe path, which guards against SIGPIPE itself (a plain
-     * io_uring write to a broken pipe raises it, seen on 6.18). */
+    /* A write or writev at the current position goes to the kernel as a
+     * send or sendmsg (MSG_NOSIGNAL) when the fd is a socket; to anything
+     * else it takes the emulated pipe path, which guards against SIGPIPE
+     * itself (a plain io_uring write to a broken pipe raises it, seen on
+     * 6.18). */
     if ((opc == GYRE__OP_WRITE || opc == GYRE__OP_WRITEV) && op->gyre__priv.off == GYRE_OFF_CUR &&
-        (opc == GYRE__OP_WRITEV || !gyre__fd_is_socket(loop, op->gyre__priv.fd)))
+        !gyre__fd_is_socket(loop, op->gyre__priv.fd))
         return 0;
     return 1;
+}
+
+/* Whether op may be linked to and from its neighbours in the kernel (the
+ * backend then starts it only when the op before it ends). Not a close: the
+ * backend holds a close back until the ops on its fd have ended (backend.h),
+ * which it cannot do to a request the kernel issues itself. Not a multishot,
+ * whose deadline is the core's timer, started by start(). */
+static int kernel_linkable(gyre_loop *loop, const gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+
+    return opc != GYRE__OP_CLOSE && opc != GYRE__OP_RECV_MULTI && opc != GYRE__OP_ACCEPT_MULTI &&
+           will_be_native(loop, op);
+}
+
+/* --- stream order --- */
+
+enum {
+    SIDE_NONE = -1,
+    SIDE_IN = 0,
+    SIDE_OUT = 1
+};
+
+/* The side of its fd's byte stream a data op reads or writes, or SIDE_NONE
+ * (file offsets, and everything that is not a data transfer). */
+static int order_side(const gyre_op *op)
+{
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_READ:
+    case GYRE__OP_READV:
+        return op->gyre__priv.off == GYRE_OFF_CUR ? SIDE_IN : SIDE_NONE;
+    case GYRE__OP_RECV:
+    case GYRE__OP_RECVMSG:
+    case GYRE__OP_RECV_MULTI:
+        return SIDE_IN;
+    case GYRE__OP_WRITE:
+    case GYRE__OP_WRITEV:
+        return op->gyre__priv.off == GYRE_OFF_CUR ? SIDE_OUT : SIDE_NONE;
+    case GYRE__OP_SEND:
+    case GYRE__OP_SENDMSG:
+        return SIDE_OUT;
+    default:
+        return SIDE_NONE;
+    }
+}
+
+/* Whether op (of `side`) may start now, ignoring ops waiting on the fd: no op
+ * owns its side (one in the backend, or a multishot recv, which owns it until
+ * its last completion, also while it waits for buffers off the fd's queue),
+ * and a native op also waits for the emulation's queue of its side (the other
+ * way round, the emulated op simply queues behind). */
+static int order_may_go(gyre_loop *loop, const gyre_op *op, int side)
+{
+    const struct gyre__fdent *e = &loop->fds[op->gyre__priv.fd];
+
+    if (e->order_busy[side] != 0)
+        return 0;
+    return (side == SIDE_IN ? e->rq.head : e->wq.head) == NULL || !will_be_native(loop, op);
+}
+
+static int order_free(gyre_loop *loop, const gyre_op *op, int side)
+{
+    return loop->fds[op->gyre__priv.fd].order_wait[side].head == NULL &&
+           order_may_go(loop, op, side);
+}
+
+/* op goes to the backend (now, or held for a link), or is a multishot recv:
+ * it owns its side until it retires. */
+static void order_take(gyre_loop *loop, gyre_op *op)
+{
+    int side = order_side(op);
+
+    if (side != SIDE_NONE && !(OPF & GYRE__OPF_ORDER)) {
+        OPF |= GYRE__OPF_ORDER;
+        loop->fds[op->gyre__priv.fd].order_busy[side]++;
+    }
 }
 
 /* --- completion --- */
 
 static void chain_fail(gyre_loop *loop, gyre_op *op);
+static void order_pump(gyre_loop *loop, const gyre_op *op);
+static void order_wait(gyre_loop *loop, gyre_op *op, int side);
+static void order_fail_fd(gyre_loop *loop, int fd, int64_t res);
 static int ensure_pool(gyre_loop *loop);
 static void hold(gyre_loop *loop, gyre_op *op);
 static void release_hold(gyre_loop *loop, int linked_next);
 
 static void deadline_cb(gyre_timer *t);
+
+/* 1 if gyre closed op's fd after op was submitted. */
+static int fd_closed_since(const gyre_loop *loop, const gyre_op *op)
+{
+    int fd = op->gyre__priv.fd;
+
+    return fd >= 0 && (size_t)fd < loop->fds_cap &&
+           loop->fds[fd].close_gen != op->gyre__priv.pending;
+}
 
 /* Ends op's time in flight: its deadline, its counts, and its link. */
 static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
@@ -377,21 +473,27 @@ static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
         ((gyre_bufpool *)op->gyre__priv.addr)->users--;
     op->gyre__priv.state = GYRE__OS_IDLE;
     op->gyre__priv.link_next = NULL;
+    if (OPF & GYRE__OPF_ORDER)
+        loop->fds[op->gyre__priv.fd].order_busy[order_side(op)]--;
     OPF &= ~(GYRE__OPF_INFLIGHT | GYRE__OPF_CANCEL | GYRE__OPF_NATIVE | GYRE__OPF_TIMEDOUT |
-             GYRE__OPF_POOL | GYRE__OPF_TIMER);
+             GYRE__OPF_POOL | GYRE__OPF_TIMER | GYRE__OPF_ORDER | GYRE__OPF_EMUL);
     loop->ops_inflight--;
     loop->active--;
     loop->refs--;
+    /* Before the successor: the ops waiting on the fd came first. */
+    order_pump(loop, op);
 
     if (loop->chain == GYRE__CHAIN_PENDING && loop->chain_tail == op) {
         loop->chain = link_holds(op, res) ? GYRE__CHAIN_OK : GYRE__CHAIN_FAIL;
         loop->chain_tail = NULL;
     }
     if (next != NULL) {
-        if (link_holds(op, res) && !(next->gyre__priv.sflags & GYRE__OPF_CANCEL))
-            gyre__op_start(loop, next);
-        else
+        if (!link_holds(op, res) || (next->gyre__priv.sflags & GYRE__OPF_CANCEL))
             chain_fail(loop, next);
+        else if (fd_closed_since(loop, next))
+            gyre__op_ready(loop, next, -EBADF); /* its fd is gone, its number maybe reused */
+        else
+            gyre__op_start(loop, next);
     }
 }
 
@@ -529,6 +631,7 @@ static void native_submit(gyre_loop *loop, gyre_op *op)
 
     op->gyre__priv.state = GYRE__OS_NATIVE;
     OPF |= GYRE__OPF_NATIVE;
+    order_take(loop, op);
     gyre__opq_push(&loop->native, op);
     r = loop->be->submit(loop->be_state, op);
     if (r < 0) {
@@ -601,11 +704,17 @@ static int is_multishot(const gyre_op *op)
            op->gyre__priv.opcode == GYRE__OP_RECV_MULTI;
 }
 
-/* Routes op. `from_submit`: op is being submitted now, so a native op with a
- * link may be held to see what follows it (see hold()). */
-static void start(gyre_loop *loop, gyre_op *op, int from_submit)
+enum start_how {
+    START_LATER,  /* behind a link, after a close's wait, a re-arm, ... */
+    START_SUBMIT, /* being submitted: a native op with a link may be held */
+    START_TURN    /* its turn on its fd came (order_pump) */
+};
+
+/* Routes op. */
+static void start(gyre_loop *loop, gyre_op *op, enum start_how how)
 {
     unsigned opc = op->gyre__priv.opcode;
+    int side = order_side(op);
     int r;
 
     /* Whatever carries the close, ops the core still holds on the fd end
@@ -616,6 +725,8 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
         struct gyre__fdent *e = &loop->fds[op->gyre__priv.fd];
 
         gyre__emul_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
+        order_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
+        e->close_gen++;
         if (loop->be->supports != NULL &&
             !loop->be->supports(loop->be_state, GYRE__FEAT_CLOSE_CANCELS_FD)) {
             uint32_t n = cancel_native_on(loop, op->gyre__priv.fd);
@@ -634,15 +745,22 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
         e->kind = GYRE__FD_UNKNOWN;
         e->blocking = 0;
     }
+    /* An op that holds its side already (a re-armed multishot, a write
+     * redone off the kernel) keeps its place. */
+    if (side != SIDE_NONE && how != START_TURN && !(OPF & GYRE__OPF_ORDER) &&
+        !order_free(loop, op, side)) {
+        order_wait(loop, op, side);
+        return;
+    }
     if (is_file_op(op) && gyre__file_precheck(loop, op))
         return;
     if (will_be_native(loop, op)) {
         /* The kernel has no linked timeout for a multishot: the core's timer
          * cancels it instead. */
-        if (op->gyre__priv.deadline_ns != 0 && is_multishot(op))
+        if (op->gyre__priv.deadline_ns != 0 && is_multishot(op) && !(OPF & GYRE__OPF_TIMER))
             start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
         if (OPF & GYRE__OPF_LINK) {
-            if (from_submit) {
+            if (how == START_SUBMIT && kernel_linkable(loop, op)) {
                 hold(loop, op);
                 return;
             }
@@ -650,13 +768,14 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
              * settled by the submits since, in its link_next or in the
              * loop's chain state, so the core carries its link. Holding it
              * now would make it the head of a new chain and drop the
-             * successor already waiting behind it. */
+             * successor already waiting behind it. A close is never in a
+             * kernel chain either (kernel_linkable()). */
             OPF &= ~GYRE__OPF_LINK;
         }
         native_submit(loop, op);
         return;
     }
-    if (op->gyre__priv.deadline_ns != 0)
+    if (op->gyre__priv.deadline_ns != 0 && !(OPF & GYRE__OPF_TIMER))
         start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
     switch (opc) {
     case GYRE__OP_NOP:
@@ -674,6 +793,8 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
     default:
         break;
     }
+    if (opc == GYRE__OP_RECV_MULTI)
+        order_take(loop, op);
     if (is_file_op(op)) {
         if (loop->fe != NULL && gyre__engine_take(loop, op))
             return;
@@ -690,7 +811,51 @@ static void start(gyre_loop *loop, gyre_op *op, int from_submit)
 
 void gyre__op_start(gyre_loop *loop, gyre_op *op)
 {
-    start(loop, op, 0);
+    start(loop, op, START_LATER);
+}
+
+/* op waits on its fd behind earlier ops of its side. Its deadline runs from
+ * now, as it would in the emulation's queue: the core's timer keeps it, also
+ * once the op is in the kernel. */
+static void order_wait(gyre_loop *loop, gyre_op *op, int side)
+{
+    op->gyre__priv.state = GYRE__OS_ORDERWAIT;
+    gyre__opq_push(&loop->fds[op->gyre__priv.fd].order_wait[side], op);
+    if (op->gyre__priv.deadline_ns != 0 && !(OPF & GYRE__OPF_TIMER))
+        start_timer(loop, op, deadline_cb, op->gyre__priv.deadline_ns);
+}
+
+/* Starts, in order, the ops waiting on the fd and side of op (which just
+ * ended or left) that may go now. */
+static void order_pump(gyre_loop *loop, const gyre_op *op)
+{
+    int side = order_side(op);
+    struct gyre__opq *q;
+
+    if (side == SIDE_NONE)
+        return;
+    q = &loop->fds[op->gyre__priv.fd].order_wait[side];
+    while (q->head != NULL && order_may_go(loop, q->head, side)) {
+        gyre_op *next = q->head;
+
+        gyre__opq_remove(q, next);
+        start(loop, next, START_TURN);
+    }
+}
+
+/* A close: the ops still waiting on fd never started; they end with res. */
+static void order_fail_fd(gyre_loop *loop, int fd, int64_t res)
+{
+    for (int side = 0; side < 2; side++) {
+        struct gyre__opq *q = &loop->fds[fd].order_wait[side];
+
+        while (q->head != NULL) {
+            gyre_op *op = q->head;
+
+            gyre__opq_remove(q, op);
+            gyre__op_ready(loop, op, res);
+        }
+    }
 }
 
 /* Native ops with a link are held, as a chain, until the op after the
@@ -701,6 +866,7 @@ void gyre__op_start(gyre_loop *loop, gyre_op *op)
 static void hold(gyre_loop *loop, gyre_op *op)
 {
     op->gyre__priv.state = GYRE__OS_HOLD;
+    order_take(loop, op);
     if (loop->link_hold == NULL)
         loop->link_hold = op;
     else
@@ -829,6 +995,8 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
         r = gyre__fd_reserve(loop, op->gyre__priv.fd);
         if (r < 0)
             return r;
+        /* An op's own field for this (ops use `pending` for nothing else). */
+        op->gyre__priv.pending = loop->fds[op->gyre__priv.fd].close_gen;
     }
 
     op->cb = cb;
@@ -846,7 +1014,12 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
     /* Links. A held native predecessor goes to the kernel now, linked there
      * if this op goes native too. */
     if (loop->link_hold != NULL) {
-        if (will_be_native(loop, op)) {
+        int side = order_side(op);
+
+        /* Into the kernel's chain only if nothing on its fd must go first
+         * (the kernel would start it when the chain says, not when they
+         * end). */
+        if (kernel_linkable(loop, op) && (side == SIDE_NONE || order_free(loop, op, side))) {
             if (OPF & GYRE__OPF_LINK) {
                 hold(loop, op);
             } else {
@@ -870,7 +1043,7 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
         break;
     default:
         loop->chain = GYRE__CHAIN_NONE;
-        start(loop, op, 1);
+        start(loop, op, START_SUBMIT);
         break;
     }
     /* An op that links to what follows opens a chain, unless it is held
@@ -912,6 +1085,13 @@ static void cancel_with(gyre_loop *loop, gyre_op *op, int64_t res)
     case GYRE__OS_BUFWAIT:
         gyre__opq_remove(&((gyre_bufpool *)op->gyre__priv.addr)->waiters, op);
         gyre__op_ready(loop, op, res);
+        break;
+    case GYRE__OS_ORDERWAIT:
+        gyre__opq_remove(&loop->fds[op->gyre__priv.fd].order_wait[order_side(op)], op);
+        gyre__op_ready(loop, op, res);
+        /* What waited behind it may be free to go (an emulated op behind a
+         * native one that waited for the emulation's queue). */
+        order_pump(loop, op);
         break;
     case GYRE__OS_HOLD:
         /* Let the chain go to the kernel and cancel it there, so its links
@@ -1001,9 +1181,27 @@ void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
             return;
         }
     }
-    /* A write sent as a send to something that is not a socket: redo it by
-     * the emulated pipe path, which guards against SIGPIPE. */
-    if (res == -ENOTSOCK && opc == GYRE__OP_WRITE && op->gyre__priv.off == GYRE_OFF_CUR) {
+    /* -EAGAIN must not reach a callback (rule 4), and io_uring lets one
+     * through: a sendmsg (or recvmsg) on a non-blocking socket that io_uring
+     * gave to io-wq, which runs it without MSG_DONTWAIT but honours
+     * O_NONBLOCK, answers -EAGAIN in the CQE. It goes there after its poll
+     * woke for something other than room: io_uring always wakes a poll for
+     * RDHUP, so a socket whose read side is shut down wakes a send at once,
+     * again and again (6.18). The op did nothing; the emulation redoes it,
+     * waiting for readiness, or it ends here if it was to end anyway. */
+    if (res == -EAGAIN && !multishot) {
+        if (!(OPF & (GYRE__OPF_CANCEL | GYRE__OPF_TIMEDOUT))) {
+            OPF |= GYRE__OPF_EMUL;
+            gyre__op_start(loop, op);
+            return;
+        }
+        res = (OPF & GYRE__OPF_TIMEDOUT) ? -ETIME : -ECANCELED;
+    }
+    /* A write sent as a send (a writev as a sendmsg) to something that is
+     * not a socket: redo it by the emulated pipe path, which guards against
+     * SIGPIPE. */
+    if (res == -ENOTSOCK && (opc == GYRE__OP_WRITE || opc == GYRE__OP_WRITEV) &&
+        op->gyre__priv.off == GYRE_OFF_CUR) {
         gyre__fd_learn(loop, op->gyre__priv.fd, GYRE__FD_OTHER);
         gyre__op_start(loop, op);
         return;
