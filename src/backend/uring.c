@@ -155,6 +155,7 @@ struct fdent {
     uint8_t need_arm;
     uint8_t quiet;   /* level interest, armed multishot until a wanted event */
     uint8_t dirty;   /* on the dirty list */
+    uint32_t held;   /* wait_gen of the wait that reaped its arm: no re-arm in it */
     uint32_t nops;   /* ops in the kernel on this fd that a close waits for */
     gyre_op *closer; /* a CLOSE of this fd waiting for them, until its CQE */
 };
@@ -172,6 +173,7 @@ struct ur {
     uint32_t sq_entries, cq_entries;
     int disabled;        /* created R_DISABLED, not yet enabled */
     uint32_t cq_owed;    /* CQEs that one-shot SQEs in the kernel still owe */
+    uint32_t wait_gen;   /* counts gyre_uring_wait calls (fdent.held) */
     uint64_t enters;     /* io_uring_enter calls */
     struct opq park;     /* submitted, not yet in the ring */
     struct opq cancels;  /* in the kernel, cancel SQE not yet written */
@@ -682,6 +684,13 @@ static void flush_fds(struct ur *u)
         struct fdent *e = &u->fds[fd];
         struct io_uring_sqe *sqe;
 
+        /* Reaped by this wait, not yet dispatched: a new arm now would fire
+         * again for the condition the callback has yet to consume, and
+         * report it a second time. It goes in with the next wait. */
+        if (e->held == u->wait_gen) {
+            u->dirty[keep++] = fd;
+            continue;
+        }
         if (e->rmseq != 0) {
             sqe = get_sqe(u);
             if (sqe == NULL)
@@ -727,6 +736,7 @@ static int reap_poll(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *
      * for RDHUP as well, asked or not (IO_POLL_UNMASK, since 5.1). */
     wanted = (e->events & UR_INTEREST) | GYRE_ERR | GYRE_HUP;
     events = cqe->res < 0 ? GYRE_ERR : (uint32_t)cqe->res & wanted;
+    e->held = u->wait_gen;
     if (!more) {
         e->kseq = 0;
         /* Level-triggered: re-armed in the next io_uring_enter while the
@@ -1504,6 +1514,7 @@ static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, in
 
     if (max <= 0)
         return 0;
+    u->wait_gen++;
     if (u->disabled) {
         /* The first thread to run the loop becomes its single issuer.
          * io_uring_enable_rings() is missing from liburing 2.3's shared
