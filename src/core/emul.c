@@ -15,6 +15,7 @@
  * is drained (or full), so another try would only say EAGAIN.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -154,6 +155,36 @@ static void enqueue(gyre_loop *loop, gyre_op *op)
     gyre__fd_dirty(loop, op->gyre__priv.fd);
 }
 
+static int iov_empty(const struct iovec *iov, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (iov[i].iov_len != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* A read the kernel answers without waiting for data: nothing to read
+ * into, or a msghdr it refuses (more than IOV_MAX entries). Waiting for
+ * readiness first would leave it pending on an idle fd, where io_uring
+ * answers at once; it is tried at submit like a write. */
+static int answered_without_data(const gyre_op *op)
+{
+    const struct msghdr *m;
+
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_READ:
+        return op->gyre__priv.len == 0;
+    case GYRE__OP_READV:
+        return iov_empty(op->gyre__priv.addr, op->gyre__priv.len);
+    case GYRE__OP_RECVMSG:
+        m = op->gyre__priv.addr;
+        return m->msg_iovlen > IOV_MAX || iov_empty(m->msg_iov, m->msg_iovlen);
+    default:
+        return 0;
+    }
+}
+
 int gyre__emul_queue(gyre_loop *loop, gyre_op *op)
 {
     int fd = op->gyre__priv.fd;
@@ -182,7 +213,8 @@ int gyre__emul_queue(gyre_loop *loop, gyre_op *op)
     default:
         break;
     }
-    if (side_of(op) == SIDE_WRITE && e->wq.head == NULL) {
+    if ((side_of(op) == SIDE_WRITE && e->wq.head == NULL) ||
+        (side_of(op) == SIDE_READ && e->rq.head == NULL && answered_without_data(op))) {
         r = try_io(loop, op);
         if (r != -EAGAIN) {
             gyre__op_ready(loop, op, r);

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,9 +79,20 @@ static const struct iovec *inject_file_io(const struct iovec *iov, int *cnt,
     return copy;
 }
 
+/* Whether a vector moves nothing: such a call is answered at once, so it is
+ * never told EAGAIN. */
+static int iov_nothing(const struct iovec *iov, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++) {
+        if (iov[i].iov_len != 0)
+            return 0;
+    }
+    return 1;
+}
+
 ssize_t gyre__sys_readv(int fd, const struct iovec *iov, int cnt)
 {
-    int rc = inject_transient();
+    int rc = FAULTS_ON() && !iov_nothing(iov, cnt > 0 ? (size_t)cnt : 0) ? inject_transient() : 0;
 
     return rc < 0 ? rc : ret(readv(fd, iov, cnt));
 }
@@ -101,7 +113,10 @@ ssize_t gyre__sys_send(int fd, const void *buf, size_t len, int flags)
 
 ssize_t gyre__sys_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    int rc = inject_transient_sock();
+    int rc =
+        FAULTS_ON() && msg->msg_iovlen <= IOV_MAX && !iov_nothing(msg->msg_iov, msg->msg_iovlen)
+            ? inject_transient_sock()
+            : 0;
 
     return rc < 0 ? rc : ret(recvmsg(fd, msg, flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
 }
