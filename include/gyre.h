@@ -573,7 +573,8 @@ GYRE_API void gyre_op_set_link(gyre_op *op);
 
 /* Submits a prepared op; cb runs on the loop thread, never inside this call.
  * Returns 0 (cb will run), or -EINVAL (NULL op/loop/cb, fd < 0, length over
- * INT32_MAX, iovcnt over IOV_MAX, unknown lane or NULL work function,
+ * INT32_MAX, iovcnt over IOV_MAX or iovecs over INT32_MAX bytes in all,
+ * unknown lane or NULL work function,
  * multishot recv without a pool of this loop, a link on a multishot, a
  * deadline on a timeout), -EBUSY (the op is in flight), -ENOMEM. On
  * error nothing is queued and cb never runs. A full io_uring submission

@@ -903,6 +903,20 @@ void gyre__ops_flush(gyre_loop *loop)
 
 /* --- submit and cancel --- */
 
+/* Whether n iovecs hold more than INT32_MAX bytes in all (a result must
+ * fit the int32 every backend reports): summed without overflow. */
+static int iov_over_int32(const struct iovec *iov, uint32_t n)
+{
+    size_t total = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (iov[i].iov_len > (size_t)INT32_MAX - total)
+            return 1;
+        total += iov[i].iov_len;
+    }
+    return 0;
+}
+
 static int check(const gyre_loop *loop, const gyre_op *op)
 {
     unsigned opc = op->gyre__priv.opcode;
@@ -950,6 +964,8 @@ static int check(const gyre_loop *loop, const gyre_op *op)
     case GYRE__OP_READV:
     case GYRE__OP_WRITEV:
         if (op->gyre__priv.len > IOV_MAX || (op->gyre__priv.addr == NULL && op->gyre__priv.len))
+            return -EINVAL;
+        if (iov_over_int32(op->gyre__priv.addr, op->gyre__priv.len))
             return -EINVAL;
         break;
     case GYRE__OP_RECVMSG:
