@@ -1,0 +1,12 @@
+/* test-list-reliability.h: the reliability scenarios of docs/reliability.md that no
+ * area test covered (test-reliability.c), one test per scenario gap, named
+ * rel_<scenario>_<what>. Same format as test-list.h, which includes this file;
+ * every entry is labelled "rel" (ctest -L rel runs them) plus its areas.
+ */
+TEST_ENTRY(rel_a2_fd_exhaustion, "rel;files;net;process")
+TEST_ENTRY(rel_a3_alloc_loop, "rel;lib")
+TEST_ENTRY(rel_a3_alloc_pool_files, "rel;files;threads")
+TEST_ENTRY(rel_a3_alloc_net_stream, "rel;stream;net")
+TEST_ENTRY(rel_a4_sq_full, "rel;ops")
+TEST_ENTRY(rel_a5_cq_overflow, "rel;ops")
+TEST_ENTRY(rel_a7_multishot_cq_full, "rel;ops")

@@ -1,0 +1,1409 @@
+/* test-reliability.c: the scenarios of docs/reliability.md (RELIABILITY A1..K4)
+ * that the area tests did not cover, one test each (test-list-reliability.h).
+ *
+ * Every pass criterion is a count, a byte comparison or an exact error code,
+ * never a duration: a test may wait for something (a timer to fire, a child
+ * to exit) but asserts only on what happened. Conditions this machine cannot
+ * produce on demand are made by the test itself: descriptor exhaustion by a
+ * lowered RLIMIT_NOFILE filled with /dev/null duplicates, allocation failure
+ * by an allocator (gyre_set_allocator) that fails its Nth call, a full SQ
+ * and CQ by a one-entry ring, an EINTR storm by a 100 us ITIMER_REAL whose
+ * handler is installed without SA_RESTART, and kernel overreach by guard
+ * pages. Each test runs in its own process, so rlimits, the allocator,
+ * signal dispositions and itimers it changes die with it (and are restored
+ * anyway, so that a failing assertion reports the real failure).
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/io_uring.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test-net-echo.h"
+
+/* ------------------------------------------------------------------------ */
+/* Shared helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A counting allocator for gyre_set_allocator(): every block carries a
+ * header with its size, so live blocks and bytes are exact, and the call
+ * whose 1-based number is fail_at returns NULL (0: none fails). Pool
+ * threads free what the loop thread allocated, hence the atomics. */
+#define ALLOC_HDR 16
+
+static struct {
+    atomic_long calls;   /* malloc, calloc and realloc calls */
+    atomic_long fail_at; /* the call to fail, 1-based; 0 = never */
+    atomic_long failed;  /* calls refused */
+    atomic_long live;    /* blocks allocated and not yet freed */
+    atomic_long live_bytes;
+    atomic_long peak_bytes;
+} ca;
+
+static int ca_refuse(void)
+{
+    long n = atomic_fetch_add(&ca.calls, 1) + 1;
+
+    if (n == atomic_load(&ca.fail_at)) {
+        atomic_fetch_add(&ca.failed, 1);
+        return 1;
+    }
+    return 0;
+}
+
+static void ca_account(long blocks, long bytes)
+{
+    long now = atomic_fetch_add(&ca.live_bytes, bytes) + bytes;
+    long peak = atomic_load(&ca.peak_bytes);
+
+    atomic_fetch_add(&ca.live, blocks);
+    while (now > peak && !atomic_compare_exchange_weak(&ca.peak_bytes, &peak, now))
+        continue;
+}
+
+static void *ca_wrap(unsigned char *raw, size_t size)
+{
+    if (raw == NULL)
+        return NULL;
+    memcpy(raw, &size, sizeof size);
+    return raw + ALLOC_HDR;
+}
+
+static void *ca_malloc(size_t size)
+{
+    void *p;
+
+    if (ca_refuse() || size > SIZE_MAX - ALLOC_HDR)
+        return NULL;
+    p = ca_wrap(malloc(size + ALLOC_HDR), size);
+    if (p != NULL)
+        ca_account(1, (long)size);
+    return p;
+}
+
+static void *ca_calloc(size_t n, size_t size)
+{
+    void *p;
+
+    if (ca_refuse() || (n != 0 && size > (SIZE_MAX - ALLOC_HDR) / n))
+        return NULL;
+    p = ca_wrap(calloc(1, n * size + ALLOC_HDR), n * size);
+    if (p != NULL)
+        ca_account(1, (long)(n * size));
+    return p;
+}
+
+static void ca_free(void *p)
+{
+    size_t size;
+
+    if (p == NULL)
+        return;
+    memcpy(&size, (unsigned char *)p - ALLOC_HDR, sizeof size);
+    ca_account(-1, -(long)size);
+    free((unsigned char *)p - ALLOC_HDR);
+}
+
+static void *ca_realloc(void *p, size_t size)
+{
+    size_t old = 0;
+    void *n;
+
+    if (ca_refuse() || size > SIZE_MAX - ALLOC_HDR)
+        return NULL;
+    if (p == NULL) {
+        n = ca_wrap(malloc(size + ALLOC_HDR), size);
+        if (n != NULL)
+            ca_account(1, (long)size);
+        return n;
+    }
+    memcpy(&old, (unsigned char *)p - ALLOC_HDR, sizeof old);
+    n = ca_wrap(realloc((unsigned char *)p - ALLOC_HDR, size + ALLOC_HDR), size);
+    if (n != NULL)
+        ca_account(0, (long)size - (long)old);
+    return n;
+}
+
+static void ca_install(void)
+{
+    ASSERT_EQ(gyre_set_allocator(ca_malloc, ca_realloc, ca_calloc, ca_free), 0);
+}
+
+/* Open descriptors below the RLIMIT_NOFILE soft limit (none can be above it
+ * that the test did not open before lowering it), counted with fcntl so
+ * that counting needs no descriptor of its own: /proc/self/fd cannot be
+ * opened while the table is full. */
+static int open_fds(void)
+{
+    struct rlimit rl;
+    int n = 0;
+
+    ASSERT_SYS(getrlimit(RLIMIT_NOFILE, &rl));
+    for (int fd = 0; fd < (int)rl.rlim_cur && fd < (1 << 16); fd++) {
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    }
+    return n;
+}
+
+static int highest_open_fd(void)
+{
+    int hi = 0;
+
+    for (int fd = 0; fd < (1 << 16); fd++) {
+        if (fcntl(fd, F_GETFD) >= 0)
+            hi = fd;
+    }
+    return hi;
+}
+
+/* The options of a loop on the backend under test with the smallest ring
+ * io_uring allows (one SQ entry; the CQ is four times the SQ): the ring
+ * fills after one submission and its CQ after four completions. Other
+ * backends ignore ring_entries. */
+static gyre_loop *tiny_ring_loop(void)
+{
+    gyre_loop_opts o;
+    gyre_loop *loop;
+    gyre_info info;
+
+    memset(&o, 0, sizeof o);
+    o.ring_entries = 1;
+    loop = test_loop_new_opts(&o);
+    ASSERT_EQ(gyre_loop_info(loop, &info), 0);
+    if (test_backend_is("uring")) {
+        ASSERT_EQ(info.sq_entries, 1);
+        ASSERT_LE(info.cq_entries, 4);
+    } else {
+        ASSERT_EQ(info.sq_entries, 0);
+    }
+    return loop;
+}
+
+/* A record per op: the op first, so the callback finds the record. */
+struct rop {
+    gyre_op op;
+    int calls;
+    int kind;
+    int64_t result;
+    uint32_t flags;
+    unsigned char byte;
+};
+
+static int rop_done;
+
+static void rop_cb(gyre_op *op)
+{
+    struct rop *r = (struct rop *)op;
+
+    r->calls++;
+    r->result = op->result;
+    r->flags = op->flags;
+    if (r->calls == 1)
+        rop_done++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A4: a full submission queue                                               */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    K_NOP,
+    K_TIMEOUT,
+    K_WRITE,
+    K_READ,
+    K_KINDS
+};
+
+static struct {
+    gyre_loop *loop;
+    struct rop *ops;
+    size_t n;
+    int p[2];
+    int submitted;
+} a4;
+
+static unsigned char a4_byte(size_t i)
+{
+    return (unsigned char)(i * 7u + 3u);
+}
+
+/* One callback submits every op: none can reach the kernel before the
+ * callback returns, so the one-entry SQ is full from the second on. */
+static void a4_burst_cb(gyre_op *op)
+{
+    ASSERT_EQ(op->result, 0);
+    for (size_t i = 0; i < a4.n; i++) {
+        struct rop *r = &a4.ops[i];
+
+        r->kind = (int)(i % K_KINDS);
+        switch (r->kind) {
+        case K_NOP:
+            gyre_op_nop(&r->op);
+            break;
+        case K_TIMEOUT:
+            gyre_op_timeout(&r->op, 1);
+            break;
+        case K_WRITE:
+            r->byte = a4_byte(i);
+            gyre_op_write(&r->op, a4.p[1], &r->byte, 1, GYRE_OFF_CUR);
+            break;
+        default:
+            gyre_op_read(&r->op, a4.p[0], &r->byte, 1, GYRE_OFF_CUR);
+            break;
+        }
+        ASSERT_EQ(gyre_submit(a4.loop, &r->op, rop_cb), 0);
+        ASSERT_EQ(r->calls, 0);
+    }
+    a4.submitted = 1;
+}
+
+void test_rel_a4_sq_full(void)
+{
+    struct rop kick = {0};
+    size_t hist_w[256] = {0}, hist_r[256] = {0};
+    char extra;
+
+    memset(&a4, 0, sizeof a4);
+    a4.loop = tiny_ring_loop();
+    a4.n = test_scale(10000) / K_KINDS * K_KINDS;
+    a4.ops = calloc(a4.n, sizeof *a4.ops);
+    ASSERT_TRUE(a4.ops != NULL);
+    test_pipe(a4.p); /* 2,500 one-byte writes fit in the pipe */
+    rop_done = 0;
+    gyre_op_nop(&kick.op);
+    ASSERT_EQ(gyre_submit(a4.loop, &kick.op, a4_burst_cb), 0);
+    test_run_until(a4.loop, &a4.submitted, 1);
+    test_run_until(a4.loop, &rop_done, (int)a4.n);
+    test_run_nowait(a4.loop, 3);
+    ASSERT_EQ(rop_done, (int)a4.n);
+    for (size_t i = 0; i < a4.n; i++) {
+        struct rop *r = &a4.ops[i];
+
+        if (r->calls != 1)
+            test_fail(__FILE__, __LINE__, "op %zu (kind %d) completed %d times", i, r->kind,
+                      r->calls);
+        ASSERT_EQ(r->flags & GYRE_OP_MORE, 0);
+        ASSERT_EQ(r->result, r->kind == K_WRITE || r->kind == K_READ ? 1 : 0);
+        if (r->kind == K_WRITE)
+            hist_w[a4_byte(i)]++;
+        if (r->kind == K_READ)
+            hist_r[r->byte]++;
+    }
+    /* Every byte written was read once: nothing lost, nothing twice. */
+    for (int b = 0; b < 256; b++)
+        ASSERT_EQ(hist_r[b], hist_w[b]);
+    ASSERT_EQ(read(a4.p[0], &extra, 1), -1);
+    ASSERT_EQ(errno, EAGAIN);
+    test_close(a4.p[0]);
+    test_close(a4.p[1]);
+    free(a4.ops);
+    test_loop_free(a4.loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A5: completion queue overflow                                             */
+/* ------------------------------------------------------------------------ */
+
+/* (1) 20,000 one-shot completions produced in one batch: nops and timeouts
+ * that have expired before the loop next reaps. */
+static struct {
+    gyre_loop *loop;
+    struct rop *ops;
+    size_t n;
+    int submitted;
+} a5;
+
+static void a5_burst_cb(gyre_op *op)
+{
+    struct timespec ms = {0, 1000000};
+
+    ASSERT_EQ(op->result, 0);
+    for (size_t i = 0; i < a5.n; i++) {
+        struct rop *r = &a5.ops[i];
+
+        r->kind = (int)(i % 2);
+        if (r->kind == K_NOP)
+            gyre_op_nop(&r->op);
+        else
+            gyre_op_timeout(&r->op, 1);
+        ASSERT_EQ(gyre_submit(a5.loop, &r->op, rop_cb), 0);
+    }
+    /* Every timeout is due before the loop looks again. */
+    nanosleep(&ms, NULL);
+    a5.submitted = 1;
+}
+
+static void a5_batch(void)
+{
+    struct rop kick = {0};
+
+    a5.n = test_scale(20000) / 2 * 2;
+    a5.ops = calloc(a5.n, sizeof *a5.ops);
+    ASSERT_TRUE(a5.ops != NULL);
+    rop_done = 0;
+    gyre_op_nop(&kick.op);
+    ASSERT_EQ(gyre_submit(a5.loop, &kick.op, a5_burst_cb), 0);
+    test_run_until(a5.loop, &a5.submitted, 1);
+    test_run_until(a5.loop, &rop_done, (int)a5.n);
+    test_run_nowait(a5.loop, 3);
+    ASSERT_EQ(rop_done, (int)a5.n);
+    for (size_t i = 0; i < a5.n; i++) {
+        ASSERT_EQ(a5.ops[i].calls, 1);
+        ASSERT_EQ(a5.ops[i].result, 0);
+    }
+    free(a5.ops);
+}
+
+/* (2) A multishot recv into one-byte buffers with 20,000 bytes already in
+ * the socket: the kernel posts a CQE per byte, thousands of times what the
+ * CQ holds, and ends the multishot when it cannot post (A7's case too). */
+struct msrec {
+    gyre_op op;
+    gyre_bufpool *pool;
+    unsigned char *got;
+    size_t n, cap;
+    int completions, final;
+    int64_t final_result;
+};
+
+static void msrec_cb(gyre_op *op)
+{
+    struct msrec *m = (struct msrec *)op;
+
+    m->completions++;
+    if (!(op->flags & GYRE_OP_MORE)) {
+        m->final++;
+        m->final_result = op->result;
+        ASSERT_LE(op->result, 0);
+        return;
+    }
+    if (op->result <= 0)
+        test_fail(__FILE__, __LINE__, "multishot completion %d: %jd with MORE", m->completions,
+                  (intmax_t)op->result);
+    ASSERT_TRUE((op->flags & GYRE_OP_BUFFER) != 0);
+    ASSERT_LE(m->n + (size_t)op->result, m->cap);
+    memcpy(m->got + m->n, gyre_bufpool_buf(m->pool, op->buf_id), (size_t)op->result);
+    m->n += (size_t)op->result;
+    /* Given back at once: the pool never runs dry, so every end of the
+     * multishot is the kernel's own. */
+    ASSERT_EQ(gyre_bufpool_put(m->pool, op->buf_id), 0);
+}
+
+static void a5_multishot(gyre_loop *loop)
+{
+    static struct msrec m;
+    size_t total = test_scale(20000);
+    unsigned char *want = malloc(total);
+    uint64_t rng = 0xa5a5;
+    int sp[2];
+
+    ASSERT_TRUE(want != NULL);
+    memset(&m, 0, sizeof m);
+    m.cap = total;
+    m.got = malloc(total);
+    ASSERT_TRUE(m.got != NULL);
+    for (size_t i = 0; i < total; i++)
+        want[i] = (unsigned char)(test_rand(&rng) >> 56);
+    test_socketpair(sp);
+    test_write_bytes(sp[1], (const char *)want, total);
+    ASSERT_EQ(gyre_bufpool_new(loop, &m.pool, 32768, 1), 0);
+    gyre_op_recv_multishot(&m.op, sp[0], m.pool);
+    ASSERT_EQ(gyre_submit(loop, &m.op, msrec_cb), 0);
+    while (m.n < total) {
+        ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_ONCE), 0);
+        ASSERT_EQ(m.final, 0);
+    }
+    ASSERT_EQ(gyre_cancel(loop, &m.op), 0);
+    test_run_until(loop, &m.final, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(m.final, 1);
+    ASSERT_EQ(m.final_result, -ECANCELED);
+    /* One byte per buffer: one completion per byte, plus the final one. */
+    ASSERT_EQ(m.completions, (int)total + 1);
+    ASSERT_EQ(m.n, total);
+    ASSERT_EQ(memcmp(m.got, want, total), 0);
+    ASSERT_EQ(gyre_bufpool_available(m.pool), 32768);
+    ASSERT_EQ(gyre_bufpool_free(m.pool), 0);
+    test_close(sp[0]);
+    test_close(sp[1]);
+    free(m.got);
+    free(want);
+}
+
+/* (3) 256 watched pipes made readable at once: 256 readiness completions
+ * for a CQ of four. Each watch reads its byte, so it fires exactly once. */
+#define A5_PIPES 256
+
+struct a5_watch {
+    gyre_watch w;
+    int fd[2];
+    int fired;
+    char byte;
+};
+
+static int a5_watch_calls;
+
+static void a5_watch_cb(gyre_watch *w, uint32_t events)
+{
+    struct a5_watch *x = (struct a5_watch *)w;
+
+    ASSERT_TRUE((events & GYRE_IN) != 0);
+    /* A second call in one batch, after the first took the byte, would be
+     * a stale readiness event: the condition no longer holds. */
+    if (read(x->fd[0], &x->byte, 1) != 1)
+        test_fail(__FILE__, __LINE__,
+                  "watch on fd %d called again (events 0x%x) after %d call(s), "
+                  "with nothing to read: %s",
+                  x->fd[0], events, x->fired, strerror(errno));
+    x->fired++;
+    a5_watch_calls++;
+}
+
+static void a5_watches(gyre_loop *loop)
+{
+    static struct a5_watch ws[A5_PIPES];
+
+    a5_watch_calls = 0;
+    for (int i = 0; i < A5_PIPES; i++) {
+        memset(&ws[i], 0, sizeof ws[i]);
+        test_pipe(ws[i].fd);
+        ASSERT_EQ(gyre_watch_init(loop, &ws[i].w, ws[i].fd[0]), 0);
+        ASSERT_EQ(gyre_watch_start(&ws[i].w, GYRE_IN, a5_watch_cb), 0);
+    }
+    test_run_nowait(loop, 2); /* every poll armed before the burst */
+    ASSERT_EQ(a5_watch_calls, 0);
+    for (int i = 0; i < A5_PIPES; i++) {
+        char b = (char)i;
+
+        test_write_bytes(ws[i].fd[1], &b, 1);
+    }
+    test_run_until(loop, &a5_watch_calls, A5_PIPES);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(a5_watch_calls, A5_PIPES);
+    for (int i = 0; i < A5_PIPES; i++) {
+        ASSERT_EQ(ws[i].fired, 1);
+        ASSERT_EQ(ws[i].byte, (char)i);
+        ASSERT_EQ(gyre_watch_stop(&ws[i].w), 0);
+        test_close(ws[i].fd[0]);
+        test_close(ws[i].fd[1]);
+    }
+}
+
+void test_rel_a5_cq_overflow(void)
+{
+    memset(&a5, 0, sizeof a5);
+    a5.loop = tiny_ring_loop();
+    a5_batch();
+    a5_multishot(a5.loop);
+    a5_watches(a5.loop);
+    test_loop_free(a5.loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A7: a multishot ended by the kernel is re-armed once                      */
+/* ------------------------------------------------------------------------ */
+
+/* Clients connect and send their 4-byte number before the multishot accept
+ * is armed, so the kernel has every connection to post at once and a CQ of
+ * four entries ends the multishot again and again. Each number must be
+ * accepted exactly once: a re-arm that overlapped the old multishot, or a
+ * completion delivered twice, shows up as a duplicate. */
+static struct {
+    gyre_loop *loop;
+    gyre_op op;
+    int n, accepted, completions, final;
+    int64_t final_result;
+    unsigned char *seen;
+} a7;
+
+static void a7_accept_cb(gyre_op *op)
+{
+    uint32_t id;
+    int fd;
+
+    a7.completions++;
+    if (!(op->flags & GYRE_OP_MORE)) {
+        a7.final++;
+        a7.final_result = op->result;
+        return;
+    }
+    if (op->result < 0)
+        test_fail(__FILE__, __LINE__, "accept completion %d: %s", a7.completions,
+                  gyre_strerror((int)op->result));
+    fd = (int)op->result;
+    /* The client wrote before the accept was armed: the bytes are there. */
+    ASSERT_EQ(recv(fd, &id, sizeof id, MSG_DONTWAIT), (ssize_t)sizeof id);
+    ASSERT_LT(id, (uint32_t)a7.n);
+    if (a7.seen[id]++ != 0)
+        test_fail(__FILE__, __LINE__, "client %u accepted twice", id);
+    test_close(fd);
+    a7.accepted++;
+    if (a7.accepted == a7.n)
+        ASSERT_EQ(gyre_cancel(a7.loop, op), 0);
+}
+
+void test_rel_a7_multishot_cq_full(void)
+{
+    struct sockaddr_in addr;
+    int lfd, *cfd;
+
+    memset(&a7, 0, sizeof a7);
+    a7.n = (int)test_scale(200);
+    a7.seen = calloc((size_t)a7.n, 1);
+    cfd = calloc((size_t)a7.n, sizeof *cfd);
+    ASSERT_TRUE(a7.seen != NULL && cfd != NULL);
+    a7.loop = tiny_ring_loop();
+    lfd = test_tcp_listener(&addr);
+    ASSERT_SYS(listen(lfd, a7.n)); /* room for every client in the backlog */
+    for (int i = 0; i < a7.n; i++) {
+        uint32_t id = (uint32_t)i;
+
+        cfd[i] = echo_client_connect((struct sockaddr *)&addr, sizeof addr);
+        test_write_bytes(cfd[i], (const char *)&id, sizeof id);
+    }
+    gyre_op_accept_multishot(&a7.op, lfd);
+    ASSERT_EQ(gyre_submit(a7.loop, &a7.op, a7_accept_cb), 0);
+    test_run_until(a7.loop, &a7.final, 1);
+    test_run_nowait(a7.loop, 3);
+    ASSERT_EQ(a7.accepted, a7.n);
+    ASSERT_EQ(a7.final, 1);
+    ASSERT_EQ(a7.final_result, -ECANCELED);
+    ASSERT_EQ(a7.completions, a7.n + 1);
+    for (int i = 0; i < a7.n; i++) {
+        ASSERT_EQ(a7.seen[i], 1);
+        test_close(cfd[i]);
+    }
+    test_close(lfd);
+    free(cfd);
+    free(a7.seen);
+    test_loop_free(a7.loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A2: out of descriptors at every fd-making call                            */
+/* ------------------------------------------------------------------------ */
+
+/* The descriptor table is filled with /dev/null duplicates up to a lowered
+ * RLIMIT_NOFILE, then `free` of them are closed again, for free = 0, 1, 2,
+ * ... until the call under test succeeds. Each failure must be -EMFILE with
+ * the table exactly as before the call (nothing half-made is left open, no
+ * child is left behind); the success is then undone and must also give
+ * every descriptor back. A path that needs k descriptors thus fails k times,
+ * once at each of them. */
+#define A2_MAX_FREE 24
+
+static struct {
+    gyre_loop *loop; /* made before the table is filled */
+    int devnull;
+    int *fill; /* room for rlim_cur entries */
+    int nfill, cap;
+    int lfd; /* a plain listener with a client waiting in its backlog */
+    int client;
+    struct sockaddr_in addr;
+    char port[16];
+    char file[4096];
+} a2;
+
+static void a2_fill(void)
+{
+    for (;;) {
+        int fd = fcntl(a2.devnull, F_DUPFD_CLOEXEC, 0);
+
+        if (fd < 0) {
+            ASSERT_EQ(errno, EMFILE);
+            return;
+        }
+        ASSERT_LT(a2.nfill, a2.cap);
+        a2.fill[a2.nfill++] = fd;
+    }
+}
+
+/* Frees the `n` lowest filler numbers (the kernel hands out the lowest). */
+static void a2_release(int n)
+{
+    ASSERT_LE(n, a2.nfill);
+    for (int i = 0; i < n; i++)
+        test_close(a2.fill[i]);
+    memmove(a2.fill, a2.fill + n, (size_t)(a2.nfill - n) * sizeof a2.fill[0]);
+    a2.nfill -= n;
+}
+
+static void a2_unfill(void)
+{
+    a2_release(a2.nfill);
+}
+
+static void a2_no_children(void)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof si);
+    /* No child at all: a spawn that failed left nobody to reap. */
+    ASSERT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG), -1);
+    ASSERT_EQ(errno, ECHILD);
+}
+
+typedef int (*a2_try_fn)(void);
+typedef void (*a2_undo_fn)(void);
+
+/* Runs try with 0, 1, 2, ... free descriptors; returns how many it needed. */
+static int a2_path(const char *name, a2_try_fn try_fn, a2_undo_fn undo_fn)
+{
+    int base = open_fds();
+
+    for (int free_fds = 0; free_fds <= A2_MAX_FREE; free_fds++) {
+        int before, rc;
+
+        a2_fill();
+        a2_release(free_fds);
+        before = open_fds();
+        rc = try_fn();
+        if (rc >= 0) {
+            a2_unfill();
+            if (undo_fn != NULL)
+                undo_fn();
+            ASSERT_EQ(open_fds(), base);
+            printf("A2 %s: made with %d free descriptor(s), -EMFILE with fewer\n", name, free_fds);
+            return free_fds;
+        }
+        if (rc != -EMFILE)
+            test_fail(__FILE__, __LINE__, "%s with %d free descriptors: %s, want -EMFILE", name,
+                      free_fds, gyre_strerror(rc));
+        if (open_fds() != before)
+            test_fail(__FILE__, __LINE__, "%s failed with %d free descriptors and left %d open",
+                      name, free_fds, open_fds() - before);
+        a2_no_children();
+        a2_unfill();
+        ASSERT_EQ(open_fds(), base);
+    }
+    test_fail(__FILE__, __LINE__, "%s: still failing with %d free descriptors", name, A2_MAX_FREE);
+}
+
+/* Paths that make no descriptor must work with none free. */
+static void a2_needs_none(const char *name, a2_try_fn try_fn, a2_undo_fn undo_fn)
+{
+    ASSERT_EQ(a2_path(name, try_fn, undo_fn), 0);
+}
+
+static gyre_loop *a2_new_loop;
+static const char *a2_engine;
+
+static int a2_loop_try(void)
+{
+    gyre_loop_opts o;
+
+    memset(&o, 0, sizeof o);
+    o.file_engine = a2_engine;
+    return gyre_loop_new(&a2_new_loop, &o);
+}
+
+static void a2_loop_undo(void)
+{
+    ASSERT_EQ(gyre_loop_free(a2_new_loop), 0);
+}
+
+static gyre_listener a2_listener;
+static int a2_listener_closed;
+static uint32_t a2_listen_flags;
+
+static void a2_accept_cb(gyre_listener *l, int fd)
+{
+    (void)l;
+    if (fd >= 0)
+        test_close(fd);
+}
+
+static void a2_listener_closed_cb(gyre_listener *l)
+{
+    (void)l;
+    a2_listener_closed++;
+}
+
+static int a2_listen_try(void)
+{
+    gyre_listen_opts o;
+
+    memset(&o, 0, sizeof o);
+    o.flags = a2_listen_flags;
+    return gyre_listen_tcp(a2.loop, &a2_listener, "127.0.0.1", 0, &o, a2_accept_cb);
+}
+
+static void a2_listen_undo(void)
+{
+    a2_listener_closed = 0;
+    ASSERT_EQ(gyre_listener_close(&a2_listener, a2_listener_closed_cb), 0);
+    test_run_until(a2.loop, &a2_listener_closed, 1);
+}
+
+static gyre_udp a2_udp;
+static int a2_udp_closed;
+
+static void a2_udp_closed_cb(gyre_udp *u)
+{
+    (void)u;
+    a2_udp_closed++;
+}
+
+static int a2_udp_try(void)
+{
+    struct sockaddr_in a;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return gyre_udp_open(a2.loop, &a2_udp, (struct sockaddr *)&a, sizeof a, NULL);
+}
+
+static void a2_udp_undo(void)
+{
+    a2_udp_closed = 0;
+    ASSERT_EQ(gyre_udp_close(&a2_udp, a2_udp_closed_cb), 0);
+    test_run_until(a2.loop, &a2_udp_closed, 1);
+}
+
+static struct {
+    gyre_connect_req req;
+    int calls, result;
+} a2_conn;
+
+static void a2_connect_cb(gyre_connect_req *req, int result)
+{
+    (void)req;
+    a2_conn.calls++;
+    a2_conn.result = result;
+}
+
+/* The result comes through the callback: the call itself cannot know. */
+static int a2_connect_try(void)
+{
+    memset(&a2_conn, 0, sizeof a2_conn);
+    ASSERT_EQ(gyre_connect(a2.loop, &a2_conn.req, "127.0.0.1", a2.port, NULL, a2_connect_cb), 0);
+    test_run_until(a2.loop, &a2_conn.calls, 1);
+    return a2_conn.result;
+}
+
+static void a2_connect_undo(void)
+{
+    test_close(a2_conn.result);
+}
+
+static struct test_op a2_op;
+
+static int a2_accept_try(void)
+{
+    gyre_op_accept(&a2_op.op, a2.lfd, NULL, NULL, 0);
+    return (int)test_op_run(a2.loop, &a2_op);
+}
+
+static int a2_openat_try(void)
+{
+    gyre_op_openat(&a2_op.op, AT_FDCWD, a2.file, O_RDONLY, 0);
+    return (int)test_op_run(a2.loop, &a2_op);
+}
+
+static void a2_close_result(void)
+{
+    gyre_op_close(&a2_op.op, (int)a2_op.result);
+    ASSERT_EQ(test_op_run(a2.loop, &a2_op), 0);
+}
+
+static struct {
+    gyre_process p;
+    int calls;
+    int64_t status;
+} a2_proc;
+
+static void a2_proc_cb(gyre_process *p, int64_t status, int sig)
+{
+    (void)p;
+    ASSERT_EQ(sig, 0);
+    a2_proc.calls++;
+    a2_proc.status = status;
+}
+
+static int a2_spawn_try(void)
+{
+    static char *argv[] = {"/bin/sh", "-c", "exit 3", NULL};
+    gyre_spawn_opts o;
+
+    memset(&o, 0, sizeof o);
+    o.argv = argv;
+    for (int i = 0; i < 3; i++)
+        o.stdio[i].how = GYRE_STDIO_PIPE;
+    memset(&a2_proc, 0, sizeof a2_proc);
+    return gyre_spawn(a2.loop, &a2_proc.p, &o, a2_proc_cb);
+}
+
+static void a2_spawn_undo(void)
+{
+    test_run_until(a2.loop, &a2_proc.calls, 1);
+    ASSERT_EQ(a2_proc.status, 3);
+    for (int i = 0; i < 3; i++)
+        test_close(a2_proc.p.stdio_fd[i]);
+    a2_no_children();
+}
+
+static gyre_fswatch a2_fsw;
+
+static void a2_fsw_cb(gyre_fswatch *w, uint32_t events, const char *name, uint32_t cookie)
+{
+    (void)w;
+    (void)events;
+    (void)name;
+    (void)cookie;
+}
+
+static int a2_fswatch_try(void)
+{
+    ASSERT_EQ(gyre_fswatch_init(a2.loop, &a2_fsw), 0);
+    return gyre_fswatch_start(&a2_fsw, test_tmpdir(), GYRE_FS_ALL, a2_fsw_cb);
+}
+
+static void a2_fswatch_undo(void)
+{
+    ASSERT_EQ(gyre_fswatch_stop(&a2_fsw), 0);
+}
+
+/* Objects that make no descriptor of their own. */
+static gyre_signal a2_sig;
+static gyre_async a2_async;
+static gyre_timer a2_timer;
+static gyre_bufpool *a2_pool;
+
+static void a2_sig_cb(gyre_signal *sg, int signo)
+{
+    (void)sg;
+    (void)signo;
+}
+
+static void a2_async_cb(gyre_async *a)
+{
+    (void)a;
+}
+
+static void a2_timer_cb(gyre_timer *t)
+{
+    (void)t;
+}
+
+static int a2_none_try(void)
+{
+    int r;
+
+    ASSERT_EQ(gyre_signal_init(a2.loop, &a2_sig), 0);
+    r = gyre_signal_start(&a2_sig, a2_sig_cb, SIGUSR2);
+    if (r == 0)
+        r = gyre_async_init(a2.loop, &a2_async, a2_async_cb);
+    if (r == 0)
+        r = gyre_timer_init(a2.loop, &a2_timer);
+    if (r == 0)
+        r = gyre_timer_start(&a2_timer, a2_timer_cb, SEC(100), 0);
+    if (r == 0)
+        r = gyre_bufpool_new(a2.loop, &a2_pool, 16, 256);
+    return r;
+}
+
+static void a2_none_undo(void)
+{
+    ASSERT_EQ(gyre_signal_stop(&a2_sig), 0);
+    ASSERT_EQ(gyre_async_close(&a2_async), 0);
+    ASSERT_EQ(gyre_timer_stop(&a2_timer), 0);
+    ASSERT_EQ(gyre_bufpool_free(a2_pool), 0);
+}
+
+/* An explicit file engine: NULL when this machine lacks it (said, not
+ * hidden: the line is printed). */
+static const char *a2_engine_if_present(const char *name)
+{
+    gyre_loop_opts o;
+    gyre_loop *l;
+    int r;
+
+    memset(&o, 0, sizeof o);
+    o.file_engine = name;
+    r = gyre_loop_new(&l, &o);
+    if (r < 0) {
+        printf("A2: file engine %s unavailable here (%s): its loop path not run\n", name,
+               gyre_strerror(r));
+        return NULL;
+    }
+    ASSERT_EQ(gyre_loop_free(l), 0);
+    return name;
+}
+
+void test_rel_a2_fd_exhaustion(void)
+{
+    struct rlimit old, low;
+    socklen_t alen = sizeof a2.addr;
+    int baseline, fd;
+
+    memset(&a2, 0, sizeof a2);
+    a2.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_SYS(a2.devnull);
+    test_tmppath(a2.file, sizeof a2.file, "a2-file");
+    fd = open(a2.file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_SYS(fd);
+    test_close(fd);
+    a2.lfd = test_tcp_listener(&a2.addr);
+    ASSERT_SYS(getsockname(a2.lfd, (struct sockaddr *)&a2.addr, &alen));
+    snprintf(a2.port, sizeof a2.port, "%d", ntohs(a2.addr.sin_port));
+
+    /* Room for what the test itself opens below, then filled. */
+    ASSERT_SYS(getrlimit(RLIMIT_NOFILE, &old));
+    low = old;
+    low.rlim_cur = (rlim_t)highest_open_fd() + 1 + 64;
+    ASSERT_SYS(setrlimit(RLIMIT_NOFILE, &low));
+    a2.cap = (int)low.rlim_cur;
+    a2.fill = malloc(sizeof *a2.fill * (size_t)a2.cap);
+    ASSERT_TRUE(a2.fill != NULL);
+    baseline = open_fds();
+
+    /* The very first loop of the process: io_uring's and the engines' probes
+     * run out of descriptors too. */
+    a2_engine = NULL;
+    a2_path("gyre_loop_new", a2_loop_try, a2_loop_undo);
+    ASSERT_EQ(open_fds(), baseline);
+    for (int i = 0; i < 2; i++) {
+        a2_engine = a2_engine_if_present(i == 0 ? "linuxaio" : "posixaio");
+        if (a2_engine != NULL)
+            a2_path(i == 0 ? "gyre_loop_new(linuxaio)" : "gyre_loop_new(posixaio)", a2_loop_try,
+                    a2_loop_undo);
+    }
+    ASSERT_EQ(open_fds(), baseline);
+
+    a2.loop = test_loop_new();
+    a2.client = echo_client_connect((struct sockaddr *)&a2.addr, sizeof a2.addr);
+    baseline = open_fds();
+    a2_needs_none("signal, async, timer, buffer pool", a2_none_try, a2_none_undo);
+    a2_listen_flags = 0;
+    a2_path("gyre_listen_tcp", a2_listen_try, a2_listen_undo);
+    a2_listen_flags = GYRE_LISTEN_RESERVE_FD;
+    ASSERT_GE(a2_path("gyre_listen_tcp(RESERVE_FD)", a2_listen_try, a2_listen_undo), 2);
+    a2_path("gyre_udp_open", a2_udp_try, a2_udp_undo);
+    a2_path("gyre_connect", a2_connect_try, a2_connect_undo);
+    a2_path("accept op", a2_accept_try, a2_close_result);
+    a2_path("openat op", a2_openat_try, a2_close_result);
+    ASSERT_GE(a2_path("gyre_spawn(3 pipes)", a2_spawn_try, a2_spawn_undo), 6);
+    a2_path("gyre_fswatch_start", a2_fswatch_try, a2_fswatch_undo);
+    ASSERT_EQ(open_fds(), baseline);
+
+    test_close(a2.client);
+    test_close(a2.lfd);
+    test_loop_free(a2.loop);
+    test_close(a2.devnull);
+    free(a2.fill);
+    ASSERT_SYS(setrlimit(RLIMIT_NOFILE, &old));
+}
+
+/* ------------------------------------------------------------------------ */
+/* A3: allocation failure at the 1st, 2nd, ... allocation                    */
+/* ------------------------------------------------------------------------ */
+
+/* Runs scenario with the counting allocator failing its Nth call, for N =
+ * 1, 2, ... until a run refuses nothing. A run that hit the refusal must
+ * end in -ENOMEM (returned by a call, or as an op's result); whatever it
+ * ends in, once the scenario has freed what it made, every block gyre
+ * allocated is freed and every descriptor closed. The scenario returns 0
+ * or the first error it met, having undone everything either way. */
+typedef int (*a3_scenario_fn)(void);
+
+static void a3_run(const char *name, a3_scenario_fn scenario)
+{
+    int base_fds = open_fds();
+    long n;
+
+    for (n = 1; n < 100000; n++) {
+        int rc;
+
+        atomic_store(&ca.calls, 0);
+        atomic_store(&ca.failed, 0);
+        atomic_store(&ca.fail_at, n);
+        rc = scenario();
+        atomic_store(&ca.fail_at, 0);
+        if (atomic_load(&ca.live) != 0)
+            test_fail(__FILE__, __LINE__,
+                      "%s, allocation %ld refused: %ld blocks (%ld bytes) "
+                      "not freed",
+                      name, n, atomic_load(&ca.live), atomic_load(&ca.live_bytes));
+        ASSERT_EQ(open_fds(), base_fds);
+        if (atomic_load(&ca.failed) == 0) {
+            ASSERT_EQ(rc, 0);
+            break;
+        }
+        /* A refused allocation may be retried (a probe, a back-off), but
+         * never turns into another error or into silent success of a call
+         * that needed it. */
+        if (rc != 0 && rc != -ENOMEM)
+            test_fail(__FILE__, __LINE__, "%s, allocation %ld refused: %s, want -ENOMEM", name, n,
+                      gyre_strerror(rc));
+    }
+    ASSERT_GT(n, 1); /* it does allocate, so failures were exercised */
+    printf("A3 %s: %ld allocations, each refused once in turn\n", name, n - 1);
+}
+
+static int a3_loop_scenario(void)
+{
+    gyre_loop *loop;
+    int rc = gyre_loop_new(&loop, NULL);
+
+    if (rc < 0)
+        return rc;
+    ASSERT_EQ(gyre_loop_run(loop, GYRE_RUN_NOWAIT), 0);
+    ASSERT_EQ(gyre_loop_free(loop), 0);
+    return 0;
+}
+
+/* The first loop of the process: the io_uring and engine probes are in the
+ * allocations refused too. */
+void test_rel_a3_alloc_loop(void)
+{
+    ca_install();
+    a3_run("gyre_loop_new", a3_loop_scenario);
+}
+
+/* A shared pool, a loop on it, file operations on the loop's file engine, a
+ * loop that makes its own pool for work, a buffer pool, a growing timer
+ * heap. */
+static char a3_path[4096];
+
+static int a3_op(gyre_loop *loop, struct test_op *t)
+{
+    int rc;
+
+    t->calls = 0;
+    rc = gyre_submit(loop, &t->op, test_op_cb);
+    if (rc < 0)
+        return rc;
+    test_run_until(loop, &t->calls, 1);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(t->calls, 1);
+    return (int)(t->result < 0 ? t->result : 0);
+}
+
+static int64_t a3_work(void *arg)
+{
+    return (int64_t)(intptr_t)arg;
+}
+
+static void a3_timer_cb(gyre_timer *t)
+{
+    (void)t;
+}
+
+static int a3_pool_scenario(void)
+{
+    static gyre_timer timers[200];
+    gyre_pool_opts po;
+    gyre_loop_opts lo;
+    gyre_pool *pool = NULL;
+    gyre_loop *shared = NULL, *own = NULL;
+    gyre_bufpool *bp = NULL;
+    struct test_op t = {0};
+    char buf[16];
+    int rc, fd = -1, ntimers = 0;
+
+    memset(&po, 0, sizeof po);
+    po.threads[GYRE_LANE_FAST] = 2;
+    po.threads[GYRE_LANE_SLOW] = 1;
+    po.threads[GYRE_LANE_DNS] = 1;
+    rc = gyre_pool_new(&pool, &po);
+    if (rc < 0)
+        goto out;
+    memset(&lo, 0, sizeof lo);
+    lo.pool = pool;
+    rc = gyre_loop_new(&shared, &lo);
+    if (rc < 0)
+        goto out;
+    fd = open(a3_path, O_RDWR | O_CLOEXEC);
+    ASSERT_SYS(fd);
+    gyre_op_write(&t.op, fd, "alloc-fail", 10, 0);
+    rc = a3_op(shared, &t);
+    if (rc < 0)
+        goto out;
+    ASSERT_EQ(t.result, 10);
+    gyre_op_read(&t.op, fd, buf, sizeof buf, 0);
+    rc = a3_op(shared, &t);
+    if (rc < 0)
+        goto out;
+    ASSERT_EQ(t.result, 10);
+    ASSERT_EQ(memcmp(buf, "alloc-fail", 10), 0);
+    gyre_op_fsync(&t.op, fd, 1);
+    rc = a3_op(shared, &t);
+    if (rc < 0)
+        goto out;
+
+    rc = gyre_loop_new(&own, NULL);
+    if (rc < 0)
+        goto out;
+    gyre_op_work(&t.op, a3_work, (void *)(intptr_t)42, GYRE_LANE_SLOW);
+    rc = a3_op(own, &t);
+    if (rc < 0)
+        goto out;
+    ASSERT_EQ(t.result, 42);
+    rc = gyre_bufpool_new(own, &bp, 64, 4096);
+    if (rc < 0)
+        goto out;
+    for (; ntimers < (int)(sizeof timers / sizeof timers[0]); ntimers++) {
+        ASSERT_EQ(gyre_timer_init(own, &timers[ntimers]), 0);
+        rc = gyre_timer_start(&timers[ntimers], a3_timer_cb, SEC(100), 0);
+        if (rc < 0)
+            goto out;
+    }
+out:
+    for (int i = 0; i < ntimers; i++)
+        ASSERT_EQ(gyre_timer_stop(&timers[i]), 0);
+    if (bp != NULL)
+        ASSERT_EQ(gyre_bufpool_free(bp), 0);
+    if (own != NULL)
+        ASSERT_EQ(gyre_loop_free(own), 0);
+    if (fd >= 0)
+        test_close(fd);
+    if (shared != NULL)
+        ASSERT_EQ(gyre_loop_free(shared), 0);
+    if (pool != NULL)
+        ASSERT_EQ(gyre_pool_free(pool), 0);
+    return rc;
+}
+
+void test_rel_a3_alloc_pool_files(void)
+{
+    int fd;
+
+    test_tmppath(a3_path, sizeof a3_path, "a3-file");
+    fd = open(a3_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_SYS(fd);
+    test_close(fd);
+    ca_install();
+    a3_run("pool, loop on it, file ops, own pool, buffer pool, timers", a3_pool_scenario);
+}
+
+/* A listener and what hangs off it: an accepted connection as a stream
+ * reading into a buffer pool and writing more iovecs than it gathers
+ * without allocating, a pipe stream with its own read buffer, a UDP socket
+ * receiving in batches, and a connect by name (whose resolution makes the
+ * loop's own thread pool). */
+static struct {
+    gyre_loop *loop;
+    gyre_listener l;
+    gyre_stream s, ps;
+    gyre_udp u;
+    gyre_connect_req conn;
+    gyre_stream_write_req wreq;
+    int accepted_fd, accept_err, accepts;
+    int closed, l_closed, u_closed;
+    int wrote, write_status;
+    int64_t got, pgot;
+    int conn_calls, conn_result;
+} a3n;
+
+static void a3n_accept_cb(gyre_listener *l, int fd)
+{
+    (void)l;
+    a3n.accepts++;
+    if (fd < 0) {
+        a3n.accept_err = fd;
+        return;
+    }
+    if (a3n.accepted_fd >= 0) {
+        test_close(fd); /* the connect-by-name one: only its arrival counts */
+        return;
+    }
+    a3n.accepted_fd = fd;
+}
+
+static void a3n_close_cb(gyre_stream *st)
+{
+    (void)st;
+    a3n.closed++;
+}
+
+static void a3n_read_cb(gyre_stream *st, int64_t nread, void *buf, const int *fds, uint32_t nfds)
+{
+    (void)buf;
+    (void)fds;
+    (void)nfds;
+    if (nread < 0 && nread != -ECANCELED)
+        test_fail(__FILE__, __LINE__, "stream read: %s", gyre_strerror((int)nread));
+    if (nread > 0) {
+        if (st == &a3n.s)
+            a3n.got += nread;
+        else
+            a3n.pgot += nread;
+    }
+}
+
+static void a3n_write_cb(gyre_stream_write_req *req, int status)
+{
+    (void)req;
+    a3n.wrote++;
+    a3n.write_status = status;
+}
+
+static void a3n_l_closed(gyre_listener *l)
+{
+    (void)l;
+    a3n.l_closed++;
+}
+
+static void a3n_u_closed(gyre_udp *u)
+{
+    (void)u;
+    a3n.u_closed++;
+}
+
+static void a3n_udp_cb(gyre_udp *u, int64_t result, const gyre_udp_msg *msg)
+{
+    (void)u;
+    (void)result;
+    (void)msg;
+}
+
+static void a3n_conn_cb(gyre_connect_req *req, int result)
+{
+    (void)req;
+    a3n.conn_calls++;
+    a3n.conn_result = result;
+}
+
+static int a3_net_scenario(void)
+{
+    static char bytes[16];
+    struct iovec iov[16];
+    gyre_bufpool *bp = NULL;
+    gyre_listen_opts lo;
+    struct sockaddr_in a;
+    char port[16], got[16];
+    int rc, client = -1, p[2] = {-1, -1}, streams = 0, udp = 0, listening = 0;
+
+    memset(&a3n, 0, sizeof a3n);
+    a3n.accepted_fd = -1;
+    rc = gyre_loop_new(&a3n.loop, NULL);
+    if (rc < 0)
+        return rc;
+    memset(&lo, 0, sizeof lo);
+    lo.backoff_ns = MS(1);
+    rc = gyre_listen_tcp(a3n.loop, &a3n.l, "127.0.0.1", 0, &lo, a3n_accept_cb);
+    if (rc < 0)
+        goto out;
+    listening = 1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)gyre_listener_port(&a3n.l));
+    client = echo_client_connect((struct sockaddr *)&a, sizeof a);
+    /* Out of memory in the accept path, the listener backs off and tries
+     * again; only a failed listener reports an error. */
+    test_run_until(a3n.loop, &a3n.accepts, 1);
+    if (a3n.accept_err < 0) {
+        rc = a3n.accept_err;
+        goto out;
+    }
+
+    rc = gyre_bufpool_new(a3n.loop, &bp, 16, 1024);
+    if (rc < 0) {
+        test_close(a3n.accepted_fd);
+        goto out;
+    }
+    ASSERT_EQ(gyre_stream_init(a3n.loop, &a3n.s, a3n.accepted_fd, 0), 0);
+    streams++;
+    rc = gyre_stream_read_start(&a3n.s, bp, a3n_read_cb);
+    if (rc < 0)
+        goto out;
+    /* Sixteen one-byte buffers: more than the stream gathers inline. */
+    for (int i = 0; i < 16; i++) {
+        bytes[i] = (char)('a' + i);
+        iov[i].iov_base = &bytes[i];
+        iov[i].iov_len = 1;
+    }
+    rc = gyre_stream_write(&a3n.s, &a3n.wreq, iov, 16, a3n_write_cb);
+    if (rc < 0)
+        goto out;
+    test_run_until(a3n.loop, &a3n.wrote, 1);
+    rc = a3n.write_status;
+    if (rc < 0)
+        goto out;
+    test_read_bytes(client, got, 16);
+    ASSERT_EQ(memcmp(got, bytes, 16), 0);
+    test_write_bytes(client, "pong", 4);
+    while (a3n.got < 4)
+        ASSERT_GE(gyre_loop_run(a3n.loop, GYRE_RUN_ONCE), 0);
+
+    test_pipe(p);
+    ASSERT_EQ(gyre_stream_init(a3n.loop, &a3n.ps, p[0], 0), 0);
+    p[0] = -1;
+    streams++;
+    rc = gyre_stream_read_start(&a3n.ps, NULL, a3n_read_cb);
+    if (rc < 0)
+        goto out;
+    test_write_bytes(p[1], "pipe", 4);
+    while (a3n.pgot < 4)
+        ASSERT_GE(gyre_loop_run(a3n.loop, GYRE_RUN_ONCE), 0);
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = gyre_udp_open(a3n.loop, &a3n.u, (struct sockaddr *)&a, sizeof a, NULL);
+    if (rc < 0)
+        goto out;
+    udp = 1;
+    rc = gyre_udp_recv_start(&a3n.u, 4, 512, a3n_udp_cb);
+    if (rc < 0)
+        goto out;
+
+    snprintf(port, sizeof port, "%d", gyre_listener_port(&a3n.l));
+    rc = gyre_connect(a3n.loop, &a3n.conn, "127.0.0.1", port, NULL, a3n_conn_cb);
+    if (rc < 0)
+        goto out;
+    test_run_until(a3n.loop, &a3n.conn_calls, 1);
+    rc = a3n.conn_result < 0 ? a3n.conn_result : 0;
+    if (a3n.conn_result >= 0) {
+        test_run_until(a3n.loop, &a3n.accepts, 2);
+        test_close(a3n.conn_result);
+    }
+out:
+    if (udp) {
+        ASSERT_EQ(gyre_udp_close(&a3n.u, a3n_u_closed), 0);
+        test_run_until(a3n.loop, &a3n.u_closed, 1);
+    }
+    if (streams >= 2)
+        ASSERT_EQ(gyre_stream_close(&a3n.ps, a3n_close_cb), 0);
+    if (streams >= 1)
+        ASSERT_EQ(gyre_stream_close(&a3n.s, a3n_close_cb), 0);
+    test_run_until(a3n.loop, &a3n.closed, streams);
+    if (bp != NULL)
+        ASSERT_EQ(gyre_bufpool_free(bp), 0);
+    if (listening) {
+        ASSERT_EQ(gyre_listener_close(&a3n.l, a3n_l_closed), 0);
+        test_run_until(a3n.loop, &a3n.l_closed, 1);
+    }
+    if (client >= 0)
+        test_close(client);
+    if (p[0] >= 0)
+        test_close(p[0]);
+    if (p[1] >= 0)
+        test_close(p[1]);
+    test_run_nowait(a3n.loop, 2);
+    ASSERT_EQ(gyre_loop_free(a3n.loop), 0);
+    return rc;
+}
+
+void test_rel_a3_alloc_net_stream(void)
+{
+    ca_install();
+    a3_run("listener, streams, UDP, connect by name", a3_net_scenario);
+}
