@@ -1407,3 +1407,787 @@ void test_rel_a3_alloc_net_stream(void)
     ca_install();
     a3_run("listener, streams, UDP, connect by name", a3_net_scenario);
 }
+
+/* ------------------------------------------------------------------------ */
+/* A8: 100,000 file operations in flight                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Half buffered reads of a file whose pages were dropped from the cache,
+ * half O_DIRECT reads (the only reads the Linux AIO engine carries), all
+ * submitted before the loop runs once. Each completes exactly once with
+ * the bytes of its block. docs/design.md promises no allocation per
+ * operation: after a warm-up op of each kind (which may start the pool's
+ * threads or an engine), the batch must not allocate at all, whatever its
+ * size; so gyre's memory stays bounded by what it had before. */
+#define A8_BLOCKS 256
+
+struct a8_op {
+    gyre_op op;
+    uint32_t block, len;
+    unsigned char *buf;
+    int calls;
+};
+
+static int a8_done;
+
+static void a8_cb(gyre_op *op)
+{
+    struct a8_op *a = (struct a8_op *)op;
+
+    a->calls++;
+    a8_done++;
+}
+
+static unsigned char a8_byte(uint32_t block, uint32_t i)
+{
+    return (unsigned char)(block * 31u + i * 7u + 1u);
+}
+
+static int a8_file(const char *name, int flags, uint32_t unit)
+{
+    char path[4096];
+    unsigned char *blk = malloc(unit);
+    int fd;
+
+    ASSERT_TRUE(blk != NULL);
+    test_tmppath(path, sizeof path, name);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_SYS(fd);
+    for (uint32_t b = 0; b < A8_BLOCKS; b++) {
+        for (uint32_t i = 0; i < unit; i++)
+            blk[i] = a8_byte(b, i);
+        ASSERT_EQ(pwrite(fd, blk, unit, (off_t)b * unit), (ssize_t)unit);
+    }
+    ASSERT_SYS(fsync(fd));
+    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    free(blk);
+    if (flags == 0)
+        return fd;
+    test_close(fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    if (fd < 0 && errno == EINVAL)
+        return -1; /* no O_DIRECT on this file system */
+    ASSERT_SYS(fd);
+    return fd;
+}
+
+void test_rel_a8_file_ops_100k(void)
+{
+    size_t n = test_scale(100000), nd = 0;
+    struct a8_op *ops = calloc(n, sizeof *ops);
+    unsigned char *mem;
+    uint32_t unit = 512, mem_align = 1, off_align = 1;
+    int bfd, dfd;
+    long calls0, live0, peak0;
+    gyre_loop *loop;
+
+    ASSERT_TRUE(ops != NULL);
+    ca_install();
+    loop = test_loop_new();
+    test_loop_guard(loop, SEC(100));
+    bfd = a8_file("a8-buffered", 0, unit);
+    dfd = a8_file("a8-direct", O_DIRECT, unit);
+    if (dfd >= 0) {
+        ASSERT_EQ(gyre_file_alignment(dfd, &mem_align, &off_align), 0);
+        ASSERT_LE(off_align, unit);
+        ASSERT_EQ(unit % off_align, 0);
+        nd = n / 2;
+    } else {
+        printf("A8: no O_DIRECT in %s: all %zu reads buffered\n", test_tmpdir(), n);
+    }
+    mem = aligned_alloc(4096, n * unit);
+    ASSERT_TRUE(mem != NULL);
+
+    /* Warm-up: one of each kind. */
+    for (int k = 0; k < (dfd >= 0 ? 2 : 1); k++) {
+        struct a8_op *a = &ops[0];
+
+        memset(a, 0, sizeof *a);
+        a->buf = mem;
+        gyre_op_read(&a->op, k == 0 ? bfd : dfd, a->buf, unit, 0);
+        a8_done = 0;
+        ASSERT_EQ(gyre_submit(loop, &a->op, a8_cb), 0);
+        test_run_until(loop, &a8_done, 1);
+        ASSERT_EQ(a->op.result, unit);
+    }
+    ASSERT_EQ(posix_fadvise(bfd, 0, 0, POSIX_FADV_DONTNEED), 0);
+
+    calls0 = atomic_load(&ca.calls);
+    live0 = atomic_load(&ca.live_bytes);
+    atomic_store(&ca.peak_bytes, live0);
+    a8_done = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct a8_op *a = &ops[i];
+
+        memset(a, 0, sizeof *a);
+        a->block = (uint32_t)((i * 37u) % A8_BLOCKS);
+        a->len = unit;
+        a->buf = mem + i * unit;
+        memset(a->buf, 0xEE, unit);
+        gyre_op_read(&a->op, i < nd ? dfd : bfd, a->buf, unit, (uint64_t)a->block * unit);
+        ASSERT_EQ(gyre_submit(loop, &a->op, a8_cb), 0);
+    }
+    ASSERT_EQ(a8_done, 0); /* never inside a submit */
+    test_run_until(loop, &a8_done, (int)n);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(a8_done, (int)n);
+    peak0 = atomic_load(&ca.peak_bytes);
+    for (size_t i = 0; i < n; i++) {
+        struct a8_op *a = &ops[i];
+
+        ASSERT_EQ(a->calls, 1);
+        if (a->op.result != (int64_t)unit)
+            test_fail(__FILE__, __LINE__, "read %zu (%s, block %u): %jd", i,
+                      i < nd ? "O_DIRECT" : "buffered", a->block, (intmax_t)a->op.result);
+        for (uint32_t k = 0; k < unit; k++) {
+            if (a->buf[k] != a8_byte(a->block, k))
+                test_fail(__FILE__, __LINE__, "read %zu, block %u: byte %u differs", i, a->block,
+                          k);
+        }
+    }
+    printf("A8: %zu reads (%zu O_DIRECT) on engine %s: %ld allocations by gyre during the "
+           "batch, peak %ld bytes above the %ld before\n",
+           n, nd, test_file_engine(), atomic_load(&ca.calls) - calls0, peak0 - live0, live0);
+    ASSERT_EQ(atomic_load(&ca.calls), calls0);
+    ASSERT_EQ(peak0, live0);
+    test_close(bfd);
+    if (dfd >= 0)
+        test_close(dfd);
+    free(mem);
+    free(ops);
+    test_loop_free(loop);
+    ASSERT_EQ(atomic_load(&ca.live), 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* B3: an EINTR storm                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* SIGALRM every 100 us from ITIMER_REAL, caught by a handler installed
+ * without SA_RESTART, so every blocking system call of the loop thread
+ * (the backend's wait, a spawn waiting for its child's exec, a read or
+ * write that sleeps) can return EINTR. Meanwhile, all at once on one loop:
+ * a TCP stream transfer, file writes then reads, pool work, child processes
+ * with their exit status, DNS on the pool, and timers. Every outcome must
+ * be exact; EINTR must never show. */
+static atomic_long b3_alarms;
+
+static void b3_alarm(int signo)
+{
+    (void)signo;
+    atomic_fetch_add(&b3_alarms, 1);
+}
+
+#define B3_CHUNK 65536
+#define B3_FILE_OPS 16
+#define B3_WORK 200
+#define B3_PROCS 8
+#define B3_TICKS 50
+
+static struct {
+    gyre_loop *loop;
+    gyre_bufpool *pool;
+    gyre_stream w, r;
+    gyre_stream_write_req wreq[8];
+    struct iovec wiov[8];
+    unsigned char *src;
+    uint64_t total, queued, received;
+    int outstanding, streams_closed, eof;
+    int fd;
+    struct test_op fops[B3_FILE_OPS];
+    unsigned char fbuf[B3_FILE_OPS][4096];
+    int fwrites, freads;
+    struct test_op work[B3_WORK];
+    int works;
+    gyre_process procs[B3_PROCS];
+    int procs_done, procs_started;
+    gyre_getaddrinfo_req dns;
+    int dns_done;
+    gyre_timer tick, chain;
+    int ticks, chained;
+    int parts;
+} b3;
+
+enum {
+    B3_PARTS = 7
+};
+
+static void b3_stream_closed(gyre_stream *st)
+{
+    (void)st;
+    if (++b3.streams_closed == 2)
+        b3.parts++;
+}
+
+static void b3_shut_cb(gyre_stream *st, int status)
+{
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(gyre_stream_close(st, b3_stream_closed), 0);
+}
+
+static void b3_queue(int slot);
+
+static void b3_write_cb(gyre_stream_write_req *req, int status)
+{
+    ASSERT_EQ(status, 0);
+    b3.outstanding--;
+    if (b3.queued < b3.total)
+        b3_queue((int)(req - b3.wreq));
+    else if (b3.outstanding == 0)
+        ASSERT_EQ(gyre_stream_shutdown(&b3.w, b3_shut_cb), 0);
+}
+
+static void b3_queue(int slot)
+{
+    uint64_t len = b3.total - b3.queued < B3_CHUNK ? b3.total - b3.queued : B3_CHUNK;
+
+    b3.wiov[slot].iov_base = b3.src + b3.queued;
+    b3.wiov[slot].iov_len = (size_t)len;
+    ASSERT_EQ(gyre_stream_write(&b3.w, &b3.wreq[slot], &b3.wiov[slot], 1, b3_write_cb), 0);
+    b3.queued += len;
+    b3.outstanding++;
+}
+
+static void b3_read_cb(gyre_stream *st, int64_t nread, void *buf, const int *fds, uint32_t nfds)
+{
+    (void)fds;
+    (void)nfds;
+    if (nread == 0) {
+        b3.eof++;
+        ASSERT_EQ(gyre_stream_close(st, b3_stream_closed), 0);
+        return;
+    }
+    if (nread < 0)
+        test_fail(__FILE__, __LINE__, "stream read: %s", gyre_strerror((int)nread));
+    ASSERT_LE(b3.received + (uint64_t)nread, b3.total);
+    if (memcmp(buf, b3.src + b3.received, (size_t)nread) != 0)
+        test_fail(__FILE__, __LINE__, "stream bytes at %ju differ", (uintmax_t)b3.received);
+    b3.received += (uint64_t)nread;
+}
+
+static unsigned char b3_file_byte(int op, int i)
+{
+    return (unsigned char)(op * 13 + i * 3 + 5);
+}
+
+static void b3_file_read_cb(gyre_op *op)
+{
+    struct test_op *t = (struct test_op *)op;
+    int k = (int)(t - b3.fops);
+
+    ASSERT_EQ(op->result, 4096);
+    for (int i = 0; i < 4096; i++)
+        ASSERT_EQ(b3.fbuf[k][i], b3_file_byte(k, i));
+    if (++b3.freads == B3_FILE_OPS)
+        b3.parts++;
+}
+
+static void b3_file_write_cb(gyre_op *op)
+{
+    ASSERT_EQ(op->result, 4096);
+    if (++b3.fwrites < B3_FILE_OPS)
+        return;
+    /* Every block is written: read them all back. */
+    for (int k = 0; k < B3_FILE_OPS; k++) {
+        memset(b3.fbuf[k], 0, sizeof b3.fbuf[k]);
+        gyre_op_read(&b3.fops[k].op, b3.fd, b3.fbuf[k], 4096, (uint64_t)k * 4096);
+        ASSERT_EQ(gyre_submit(b3.loop, &b3.fops[k].op, b3_file_read_cb), 0);
+    }
+}
+
+static int64_t b3_square(void *arg)
+{
+    int64_t v = (int64_t)(intptr_t)arg;
+
+    return v * v;
+}
+
+static void b3_work_cb(gyre_op *op)
+{
+    struct test_op *t = (struct test_op *)op;
+    int64_t k = t - b3.work;
+
+    ASSERT_EQ(op->result, k * k);
+    if (++b3.works == B3_WORK)
+        b3.parts++;
+}
+
+static void b3_spawn_next(void);
+
+static void b3_proc_cb(gyre_process *p, int64_t status, int sig)
+{
+    int k = (int)(p - b3.procs);
+
+    ASSERT_EQ(sig, 0);
+    ASSERT_EQ(status, 10 + k);
+    if (++b3.procs_done == B3_PROCS)
+        b3.parts++;
+    else
+        b3_spawn_next();
+}
+
+/* Children one after another, each spawned from the previous one's exit
+ * callback, so that spawns (which wait for the child's execve) happen
+ * while the storm runs. */
+static void b3_spawn_next(void)
+{
+    char code[32];
+    char *argv[] = {"/bin/sh", "-c", code, NULL};
+    gyre_spawn_opts o;
+    int k = b3.procs_started++;
+
+    snprintf(code, sizeof code, "exit %d", 10 + k);
+    memset(&o, 0, sizeof o);
+    o.argv = argv;
+    for (int i = 0; i < 3; i++)
+        o.stdio[i].how = GYRE_STDIO_NULL;
+    ASSERT_EQ(gyre_spawn(b3.loop, &b3.procs[k], &o, b3_proc_cb), 0);
+}
+
+static void b3_dns_cb(gyre_getaddrinfo_req *req, int status, struct addrinfo *res)
+{
+    (void)req;
+    ASSERT_EQ(status, 0);
+    ASSERT_TRUE(res != NULL && res->ai_family == AF_INET);
+    gyre_freeaddrinfo(res);
+    b3.dns_done++;
+    b3.parts++;
+}
+
+static void b3_tick_cb(gyre_timer *t)
+{
+    if (++b3.ticks == B3_TICKS) {
+        ASSERT_EQ(gyre_timer_stop(t), 0);
+        b3.parts++;
+    }
+}
+
+static void b3_chain_cb(gyre_timer *t)
+{
+    if (++b3.chained < B3_TICKS)
+        ASSERT_EQ(gyre_timer_start(t, b3_chain_cb, MS(1), 0), 0);
+    else
+        b3.parts++;
+}
+
+void test_rel_b3_eintr_storm(void)
+{
+    struct sigaction sa, old_sa;
+    struct itimerval it, off;
+    struct addrinfo hints;
+    char path[4096];
+    int c, sfd;
+
+    memset(&b3, 0, sizeof b3);
+    b3.loop = test_loop_new();
+    test_loop_guard(b3.loop, SEC(100));
+    b3.total = test_scale((size_t)8 << 20);
+    b3.src = malloc(b3.total);
+    ASSERT_TRUE(b3.src != NULL);
+    {
+        uint64_t rng = 0xb3;
+
+        for (uint64_t i = 0; i < b3.total; i++)
+            b3.src[i] = (unsigned char)(test_rand(&rng) >> 56);
+    }
+    for (int k = 0; k < B3_FILE_OPS; k++)
+        for (int i = 0; i < 4096; i++)
+            b3.fbuf[k][i] = b3_file_byte(k, i);
+    test_tmppath(path, sizeof path, "b3-file");
+    b3.fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_SYS(b3.fd);
+    test_tcp_pair(&c, &sfd);
+    ASSERT_EQ(gyre_bufpool_new(b3.loop, &b3.pool, 32, 16384), 0);
+    ASSERT_EQ(gyre_stream_init(b3.loop, &b3.w, c, 0), 0);
+    ASSERT_EQ(gyre_stream_init(b3.loop, &b3.r, sfd, 0), 0);
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = b3_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: interrupted calls fail with EINTR */
+    ASSERT_SYS(sigaction(SIGALRM, &sa, &old_sa));
+    memset(&it, 0, sizeof it);
+    it.it_interval.tv_usec = 100;
+    it.it_value.tv_usec = 100;
+    ASSERT_SYS(setitimer(ITIMER_REAL, &it, NULL));
+
+    ASSERT_EQ(gyre_stream_read_start(&b3.r, b3.pool, b3_read_cb), 0);
+    for (int i = 0; i < 8 && b3.queued < b3.total; i++)
+        b3_queue(i);
+    for (int k = 0; k < B3_FILE_OPS; k++) {
+        gyre_op_write(&b3.fops[k].op, b3.fd, b3.fbuf[k], 4096, (uint64_t)k * 4096);
+        ASSERT_EQ(gyre_submit(b3.loop, &b3.fops[k].op, b3_file_write_cb), 0);
+    }
+    for (int k = 0; k < B3_WORK; k++) {
+        gyre_op_work(&b3.work[k].op, b3_square, (void *)(intptr_t)k, GYRE_LANE_SLOW);
+        ASSERT_EQ(gyre_submit(b3.loop, &b3.work[k].op, b3_work_cb), 0);
+    }
+    b3_spawn_next();
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_flags = AI_NUMERICHOST;
+    ASSERT_EQ(gyre_getaddrinfo(b3.loop, &b3.dns, "127.0.0.1", "80", &hints, b3_dns_cb), 0);
+    ASSERT_EQ(gyre_timer_init(b3.loop, &b3.tick), 0);
+    ASSERT_EQ(gyre_timer_start(&b3.tick, b3_tick_cb, MS(1), MS(1)), 0);
+    ASSERT_EQ(gyre_timer_init(b3.loop, &b3.chain), 0);
+    ASSERT_EQ(gyre_timer_start(&b3.chain, b3_chain_cb, MS(1), 0), 0);
+
+    test_run_until(b3.loop, &b3.parts, B3_PARTS);
+
+    memset(&off, 0, sizeof off);
+    ASSERT_SYS(setitimer(ITIMER_REAL, &off, NULL));
+    ASSERT_SYS(sigaction(SIGALRM, &old_sa, NULL));
+    test_run_nowait(b3.loop, 3);
+    printf("B3: %ld SIGALRMs caught during the run\n", atomic_load(&b3_alarms));
+    ASSERT_GT(atomic_load(&b3_alarms), 0);
+    ASSERT_EQ(b3.received, b3.total);
+    ASSERT_EQ(b3.eof, 1);
+    ASSERT_EQ(b3.streams_closed, 2);
+    ASSERT_EQ(b3.fwrites, B3_FILE_OPS);
+    ASSERT_EQ(b3.freads, B3_FILE_OPS);
+    ASSERT_EQ(b3.works, B3_WORK);
+    ASSERT_EQ(b3.procs_done, B3_PROCS);
+    ASSERT_EQ(b3.dns_done, 1);
+    ASSERT_EQ(b3.ticks, B3_TICKS);
+    ASSERT_EQ(b3.chained, B3_TICKS);
+    a2_no_children();
+    test_close(b3.fd);
+    ASSERT_EQ(gyre_bufpool_free(b3.pool), 0);
+    free(b3.src);
+    test_loop_free(b3.loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* B6: iovec edge cases                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* gyre.h documents the limits: an op's iovcnt over IOV_MAX is -EINVAL at
+ * gyre_submit (the callback never runs); a stream write takes 1..IOV_MAX
+ * buffers (0 or more is -EINVAL) and gathers queued writes up to IOV_MAX
+ * buffers per system call; zero-length buffers are allowed anywhere. A
+ * msghdr is the kernel's: more than IOV_MAX entries is its -EMSGSIZE. */
+static unsigned char b6_src[IOV_MAX * 3], b6_dst[IOV_MAX * 3];
+static struct iovec b6_iov[IOV_MAX + 1];
+
+static void b6_src_init(void)
+{
+    for (size_t i = 0; i < sizeof b6_src; i++)
+        b6_src[i] = (unsigned char)(i * 11u + 7u);
+}
+
+/* iov[i] = one byte of buf each. */
+static void b6_bytes(struct iovec *iov, unsigned char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = buf + i;
+        iov[i].iov_len = 1;
+    }
+}
+
+static void b6_refused(gyre_loop *loop, struct test_op *t)
+{
+    t->calls = 0;
+    ASSERT_EQ(gyre_submit(loop, &t->op, test_op_cb), -EINVAL);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(t->calls, 0);
+}
+
+/* On a socketpair (sock) or a regular file (!sock, at offset 0). */
+static void b6_ops(gyre_loop *loop, int wfd, int rfd, int file)
+{
+    struct test_op t = {0};
+    uint64_t off = file ? 0 : GYRE_OFF_CUR;
+    struct iovec z[6];
+    char got[8];
+
+    /* More than IOV_MAX: refused, whatever the lengths. */
+    b6_bytes(b6_iov, b6_src, IOV_MAX + 1);
+    gyre_op_writev(&t.op, wfd, b6_iov, IOV_MAX + 1, off);
+    b6_refused(loop, &t);
+    gyre_op_readv(&t.op, rfd, b6_iov, IOV_MAX + 1, off);
+    b6_refused(loop, &t);
+    gyre_op_writev(&t.op, wfd, b6_iov, UINT32_MAX, off);
+    b6_refused(loop, &t);
+
+    /* Exactly IOV_MAX: every byte, in order. */
+    gyre_op_writev(&t.op, wfd, b6_iov, IOV_MAX, off);
+    ASSERT_EQ(test_op_run(loop, &t), IOV_MAX);
+    memset(b6_dst, 0, sizeof b6_dst);
+    b6_bytes(b6_iov, b6_dst, IOV_MAX);
+    gyre_op_readv(&t.op, rfd, b6_iov, IOV_MAX, file ? 0 : GYRE_OFF_CUR);
+    ASSERT_EQ(test_op_run(loop, &t), IOV_MAX);
+    ASSERT_EQ(memcmp(b6_dst, b6_src, IOV_MAX), 0);
+
+    /* Zero-length buffers between, before and after the others. */
+    z[0] = (struct iovec){NULL, 0};
+    z[1] = (struct iovec){(void *)"abc", 3};
+    z[2] = (struct iovec){(void *)"x", 0};
+    z[3] = (struct iovec){NULL, 0};
+    z[4] = (struct iovec){(void *)"de", 2};
+    z[5] = (struct iovec){NULL, 0};
+    gyre_op_writev(&t.op, wfd, z, 6, file ? IOV_MAX : GYRE_OFF_CUR);
+    ASSERT_EQ(test_op_run(loop, &t), 5);
+    memset(got, 0, sizeof got);
+    z[0] = (struct iovec){got + 7, 0};
+    z[1] = (struct iovec){got, 2};
+    z[2] = (struct iovec){got + 6, 0};
+    z[3] = (struct iovec){got + 2, 3};
+    z[4] = (struct iovec){NULL, 0};
+    gyre_op_readv(&t.op, rfd, z, 5, file ? IOV_MAX : GYRE_OFF_CUR);
+    ASSERT_EQ(test_op_run(loop, &t), 5);
+    ASSERT_EQ(memcmp(got, "abcde\0\0\0", 8), 0);
+
+    /* No buffers at all: 0 bytes, nothing consumed (a readable fd here;
+     * rel_b6_idle_fd_args has the idle one). */
+    gyre_op_writev(&t.op, wfd, NULL, 0, off);
+    ASSERT_EQ(test_op_run(loop, &t), 0);
+    if (!file)
+        test_write_bytes(wfd, "q", 1);
+    gyre_op_readv(&t.op, rfd, NULL, 0, off);
+    ASSERT_EQ(test_op_run(loop, &t), 0);
+    if (!file) {
+        test_read_bytes(rfd, got, 1);
+        ASSERT_EQ(got[0], 'q');
+    }
+}
+
+static void b6_msg(gyre_loop *loop, int wfd, int rfd)
+{
+    struct test_op t = {0};
+    struct msghdr m;
+    char got[4];
+
+    memset(&m, 0, sizeof m);
+    b6_bytes(b6_iov, b6_src, IOV_MAX + 1);
+    m.msg_iov = b6_iov;
+    m.msg_iovlen = IOV_MAX + 1;
+    gyre_op_sendmsg(&t.op, wfd, &m, 0);
+    ASSERT_EQ(test_op_run(loop, &t), -EMSGSIZE);
+    m.msg_iovlen = IOV_MAX;
+    gyre_op_sendmsg(&t.op, wfd, &m, 0);
+    ASSERT_EQ(test_op_run(loop, &t), IOV_MAX);
+    memset(b6_dst, 0, sizeof b6_dst);
+    b6_bytes(b6_iov, b6_dst, IOV_MAX);
+    gyre_op_recvmsg(&t.op, rfd, &m, 0);
+    ASSERT_EQ(test_op_run(loop, &t), IOV_MAX);
+    ASSERT_EQ(memcmp(b6_dst, b6_src, IOV_MAX), 0);
+    /* On a readable socket: rel_b6_idle_fd_args has the idle case. */
+    test_write_bytes(wfd, "s", 1);
+    m.msg_iovlen = IOV_MAX + 1;
+    gyre_op_recvmsg(&t.op, rfd, &m, 0);
+    ASSERT_EQ(test_op_run(loop, &t), -EMSGSIZE);
+    test_read_bytes(rfd, got, 1);
+    ASSERT_EQ(got[0], 's');
+    m.msg_iov = NULL;
+    m.msg_iovlen = 0;
+    gyre_op_sendmsg(&t.op, wfd, &m, 0);
+    ASSERT_EQ(test_op_run(loop, &t), 0);
+    test_write_bytes(wfd, "r", 1);
+    m.msg_iov = b6_iov;
+    m.msg_iovlen = 1;
+    b6_iov[0] = (struct iovec){got, 1};
+    gyre_op_recvmsg(&t.op, rfd, &m, 0);
+    ASSERT_EQ(test_op_run(loop, &t), 1);
+    ASSERT_EQ(got[0], 'r');
+}
+
+/* Stream writes: the limits, zero-length buffers, and queued requests that
+ * together hold more than IOV_MAX buffers. */
+static struct {
+    int done, status[8];
+} b6w;
+
+static void b6_write_cb(gyre_stream_write_req *req, int status)
+{
+    b6w.status[(int)(intptr_t)req->data] = status;
+    b6w.done++;
+}
+
+static void b6_stream_closed(gyre_stream *st)
+{
+    int *closed = st->data;
+
+    (*closed)++;
+}
+
+/* Reads exactly n bytes that the loop is meanwhile writing. */
+static void b6_drain(gyre_loop *loop, int fd, unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+
+        if (r < 0) {
+            ASSERT_EQ(errno, EAGAIN);
+            ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_ONCE), 0);
+            continue;
+        }
+        ASSERT_GT(r, 0);
+        got += (size_t)r;
+    }
+}
+
+static void b6_stream(gyre_loop *loop)
+{
+    static struct iovec many[3][700];
+    static gyre_stream_write_req req[3];
+    struct iovec z[5];
+    gyre_stream st;
+    int sp[2], closed = 0;
+    unsigned char tail;
+
+    test_socketpair(sp);
+    ASSERT_EQ(gyre_stream_init(loop, &st, sp[0], 0), 0);
+    st.data = &closed;
+    b6_bytes(b6_iov, b6_src, IOV_MAX + 1);
+    memset(&b6w, 0, sizeof b6w);
+    ASSERT_EQ(gyre_stream_write(&st, &req[0], b6_iov, IOV_MAX + 1, b6_write_cb), -EINVAL);
+    ASSERT_EQ(gyre_stream_write(&st, &req[0], b6_iov, 0, b6_write_cb), -EINVAL);
+    ASSERT_EQ(gyre_stream_write(&st, &req[0], b6_iov, UINT32_MAX, b6_write_cb), -EINVAL);
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(b6w.done, 0);
+
+    /* IOV_MAX one-byte buffers in one request. */
+    req[0].data = (void *)(intptr_t)0;
+    ASSERT_EQ(gyre_stream_write(&st, &req[0], b6_iov, IOV_MAX, b6_write_cb), 0);
+    b6_drain(loop, sp[1], b6_dst, IOV_MAX);
+    test_run_until(loop, &b6w.done, 1);
+    ASSERT_EQ(b6w.status[0], 0);
+    ASSERT_EQ(memcmp(b6_dst, b6_src, IOV_MAX), 0);
+
+    /* Zero-length buffers among others, then a request of nothing but
+     * zero-length buffers: it completes and sends nothing. */
+    z[0] = (struct iovec){(void *)"ab", 2};
+    z[1] = (struct iovec){NULL, 0};
+    z[2] = (struct iovec){(void *)"", 0};
+    z[3] = (struct iovec){(void *)"cd", 2};
+    z[4] = (struct iovec){NULL, 0};
+    req[1].data = (void *)(intptr_t)1;
+    req[2].data = (void *)(intptr_t)2;
+    ASSERT_EQ(gyre_stream_write(&st, &req[1], z, 5, b6_write_cb), 0);
+    ASSERT_EQ(gyre_stream_write(&st, &req[2], z + 1, 2, b6_write_cb), 0);
+    test_run_until(loop, &b6w.done, 3);
+    ASSERT_EQ(b6w.status[1], 0);
+    ASSERT_EQ(b6w.status[2], 0);
+    test_write_bytes(sp[0], "", 0);
+    memset(b6_dst, 0, 8);
+    b6_drain(loop, sp[1], b6_dst, 4);
+    ASSERT_EQ(memcmp(b6_dst, "abcd", 4), 0);
+    ASSERT_EQ(read(sp[1], &tail, 1), -1);
+    ASSERT_EQ(errno, EAGAIN);
+
+    /* Three requests of 700 buffers queued together: 2,100 buffers are
+     * more than one writev takes; they go out split, in order. */
+    memset(&b6w, 0, sizeof b6w);
+    for (int k = 0; k < 3; k++) {
+        b6_bytes(many[k], b6_src + k * 700, 700);
+        req[k].data = (void *)(intptr_t)k;
+        ASSERT_EQ(gyre_stream_write(&st, &req[k], many[k], 700, b6_write_cb), 0);
+    }
+    memset(b6_dst, 0, sizeof b6_dst);
+    b6_drain(loop, sp[1], b6_dst, 2100);
+    test_run_until(loop, &b6w.done, 3);
+    for (int k = 0; k < 3; k++)
+        ASSERT_EQ(b6w.status[k], 0);
+    ASSERT_EQ(memcmp(b6_dst, b6_src, 2100), 0);
+    ASSERT_EQ(read(sp[1], &tail, 1), -1);
+    ASSERT_EQ(errno, EAGAIN);
+
+    ASSERT_EQ(gyre_stream_close(&st, b6_stream_closed), 0);
+    test_run_until(loop, &closed, 1);
+    test_close(sp[1]);
+}
+
+void test_rel_b6_iovec_edges(void)
+{
+    gyre_loop *loop = test_loop_new();
+    char path[4096];
+    int sp[2], fd;
+
+    b6_src_init();
+    test_socketpair(sp);
+    b6_ops(loop, sp[0], sp[1], 0);
+    b6_msg(loop, sp[0], sp[1]);
+    test_close(sp[0]);
+    test_close(sp[1]);
+    test_tmppath(path, sizeof path, "b6-file");
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_SYS(fd);
+    b6_ops(loop, fd, fd, 1);
+    test_close(fd);
+    b6_stream(loop);
+    test_loop_free(loop);
+}
+
+/* Reads that ask for nothing, or that the kernel refuses for their
+ * arguments, on an fd with nothing to read: the kernel answers them at once
+ * (0, -EMSGSIZE, -EINVAL), and so must every backend, since gyre promises
+ * the same results everywhere. Each is given a bounded number of loop
+ * iterations (not a time); all are tried before the verdict, so a failure
+ * names every one that is still waiting. */
+struct b6_idle {
+    const char *what;
+    int64_t want;
+    struct test_op t;
+};
+
+void test_rel_b6_idle_fd_args(void)
+{
+    static struct iovec iov[IOV_MAX + 1];
+    static char buf[IOV_MAX + 1];
+    static struct b6_idle cases[4];
+    gyre_loop *loop = test_loop_new();
+    struct msghdr m;
+    int sp[2], p[2], waiting = 0;
+
+    test_socketpair(sp);
+    test_pipe(p);
+    b6_bytes(iov, (unsigned char *)buf, IOV_MAX + 1);
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = IOV_MAX + 1;
+    memset(cases, 0, sizeof cases);
+    cases[0] = (struct b6_idle){.what = "recvmsg of IOV_MAX+1 entries", .want = -EMSGSIZE};
+    gyre_op_recvmsg(&cases[0].t.op, sp[0], &m, 0);
+    cases[1] = (struct b6_idle){.what = "readv of 0 entries", .want = 0};
+    gyre_op_readv(&cases[1].t.op, p[0], iov, 0, GYRE_OFF_CUR);
+    cases[2] = (struct b6_idle){.what = "read of 0 bytes", .want = 0};
+    gyre_op_read(&cases[2].t.op, p[0], buf, 0, GYRE_OFF_CUR);
+    /* (A recv of 0 bytes is not here: the kernel itself says EAGAIN to it
+     * on an idle socket, so waiting is the right answer.) */
+    cases[3] = (struct b6_idle){.what = "readv of one SIZE_MAX buffer", .want = -EINVAL};
+    {
+        static struct iovec huge = {buf, SIZE_MAX};
+
+        gyre_op_readv(&cases[3].t.op, sp[1], &huge, 1, GYRE_OFF_CUR);
+    }
+    for (int i = 0; i < 4; i++) {
+        struct b6_idle *c = &cases[i];
+
+        test_op_submit(loop, &c->t);
+        for (int k = 0; k < 50 && c->t.calls == 0; k++)
+            ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_NOWAIT), 0);
+        if (c->t.calls == 0) {
+            printf("B6: %s on an idle fd: still waiting after 50 iterations\n", c->what);
+            waiting++;
+            ASSERT_EQ(gyre_cancel(loop, &c->t.op), 0);
+            test_run_until(loop, &c->t.calls, 1);
+            continue;
+        }
+        ASSERT_EQ(c->t.calls, 1);
+        if (c->t.result != c->want)
+            test_fail(__FILE__, __LINE__, "%s on an idle fd: %jd, want %jd", c->what,
+                      (intmax_t)c->t.result, (intmax_t)c->want);
+    }
+    if (waiting > 0)
+        test_fail(__FILE__, __LINE__,
+                  "%d read(s) on an idle fd waited for readiness instead of completing at once "
+                  "as the kernel answers them (see above)",
+                  waiting);
+    test_close(sp[0]);
+    test_close(sp[1]);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
