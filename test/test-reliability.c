@@ -2191,3 +2191,831 @@ void test_rel_b6_idle_fd_args(void)
     test_close(p[1]);
     test_loop_free(loop);
 }
+
+/* ------------------------------------------------------------------------ */
+/* C4: 1,000 slow clients with idle timeouts                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A child process (plain blocking sockets) opens the slow connections,
+ * each sending 'S' and then nothing, and a few healthy ones, each sending
+ * 'H' and then echo rounds. The server gives every stream a 30 s idle
+ * timeout, cut to 200 ms once a stream says 'S': each slow stream's timeout
+ * must fire exactly once (and its callback closes it, so the client reads
+ * end of stream), no healthy stream's ever, and every echo must come back
+ * byte for byte. On select the server's descriptors must stay below
+ * FD_SETSIZE, so there it holds as many slow clients as fit (printed). */
+#define C4_HEALTHY 16
+#define C4_ROUNDS 20
+#define C4_MSG 64
+
+struct c4_conn {
+    gyre_stream s;
+    int kind; /* 0 unknown, 'S' or 'H' */
+    int idle_fired;
+    gyre_stream_write_req req[8];
+    struct iovec iov[8];
+    unsigned char out[8][C4_MSG];
+    int busy[8];
+};
+
+static struct {
+    gyre_loop *loop;
+    gyre_listener l;
+    gyre_bufpool *pool;
+    int accepted, closed, slow_idle, healthy_idle, eofs, echoed;
+    int n_slow;
+    int ctl, child_done;
+    char child_says;
+    gyre_watch ctl_w;
+} c4;
+
+static void c4_closed(gyre_stream *st)
+{
+    struct c4_conn *c = st->data;
+
+    c4.closed++;
+    free(c);
+}
+
+static void c4_idle(gyre_stream *st)
+{
+    struct c4_conn *c = st->data;
+
+    c->idle_fired++;
+    ASSERT_EQ(c->idle_fired, 1);
+    if (c->kind == 'S')
+        c4.slow_idle++;
+    else
+        c4.healthy_idle++;
+    ASSERT_EQ(gyre_stream_close(st, c4_closed), 0);
+}
+
+static void c4_wrote(gyre_stream_write_req *req, int status)
+{
+    struct c4_conn *c = req->data;
+
+    ASSERT_EQ(status, 0);
+    c->busy[req - c->req] = 0;
+}
+
+static void c4_echo(struct c4_conn *c, const unsigned char *buf, size_t n)
+{
+    int k = 0;
+
+    while (k < 8 && c->busy[k])
+        k++;
+    ASSERT_LT(k, 8);
+    ASSERT_LE(n, C4_MSG);
+    memcpy(c->out[k], buf, n);
+    c->iov[k].iov_base = c->out[k];
+    c->iov[k].iov_len = n;
+    c->req[k].data = c;
+    c->busy[k] = 1;
+    ASSERT_EQ(gyre_stream_write(&c->s, &c->req[k], &c->iov[k], 1, c4_wrote), 0);
+    c4.echoed += (int)n;
+}
+
+static void c4_read(gyre_stream *st, int64_t nread, void *buf, const int *fds, uint32_t nfds)
+{
+    struct c4_conn *c = st->data;
+    const unsigned char *b = buf;
+
+    (void)fds;
+    (void)nfds;
+    if (nread == 0) {
+        /* Only a healthy client hangs up on its own. */
+        ASSERT_EQ(c->kind, 'H');
+        c4.eofs++;
+        ASSERT_EQ(gyre_stream_close(st, c4_closed), 0);
+        return;
+    }
+    if (nread == -ECANCELED && gyre_stream_is_closing(st))
+        return; /* the idle callback's close ended the read */
+    if (nread < 0)
+        test_fail(__FILE__, __LINE__, "server read: %s", gyre_strerror((int)nread));
+    if (c->kind == 0) {
+        c->kind = b[0];
+        ASSERT_TRUE(c->kind == 'S' || c->kind == 'H');
+        if (c->kind == 'S')
+            ASSERT_EQ(gyre_stream_set_idle_timeout(st, MS(200), c4_idle), 0);
+        b++;
+        nread--;
+    }
+    if (nread > 0) {
+        ASSERT_EQ(c->kind, 'H'); /* a slow client sends its one byte only */
+        c4_echo(c, b, (size_t)nread);
+    }
+}
+
+static void c4_accept(gyre_listener *l, int fd)
+{
+    struct c4_conn *c;
+
+    (void)l;
+    if (fd < 0)
+        test_fail(__FILE__, __LINE__, "listener: %s", gyre_strerror(fd));
+    c = calloc(1, sizeof *c);
+    ASSERT_TRUE(c != NULL);
+    ASSERT_EQ(gyre_stream_init(c4.loop, &c->s, fd, 0), 0);
+    c->s.data = c;
+    ASSERT_EQ(gyre_stream_read_start(&c->s, c4.pool, c4_read), 0);
+    ASSERT_EQ(gyre_stream_set_idle_timeout(&c->s, SEC(30), c4_idle), 0);
+    c4.accepted++;
+}
+
+static void c4_ctl_cb(gyre_watch *w, uint32_t events)
+{
+    (void)events;
+    if (read(c4.ctl, &c4.child_says, 1) == 1) {
+        c4.child_done = 1;
+        ASSERT_EQ(gyre_watch_stop(w), 0);
+    }
+}
+
+/* The clients. Exit status 0, or the step that failed. */
+static _Noreturn void c4_child(const struct sockaddr_in *a, int n_slow, int ctl)
+{
+    int *slow = malloc(sizeof(int) * (size_t)n_slow), healthy[C4_HEALTHY];
+    struct timeval tv = {60, 0};
+    unsigned char msg[C4_MSG], back[C4_MSG];
+    char ok = 'y';
+
+    if (slow == NULL)
+        _exit(20);
+    for (int i = 0; i < n_slow + C4_HEALTHY; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || connect(fd, (const struct sockaddr *)a, sizeof *a) < 0)
+            _exit(21);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (write(fd, i < n_slow ? "S" : "H", 1) != 1)
+            _exit(22);
+        if (i < n_slow)
+            slow[i] = fd;
+        else
+            healthy[i - n_slow] = fd;
+    }
+    /* Healthy traffic while the slow ones sit in their idle time. */
+    for (int r = 0; r < C4_ROUNDS; r++) {
+        for (int h = 0; h < C4_HEALTHY; h++) {
+            size_t got = 0;
+
+            for (int i = 0; i < C4_MSG; i++)
+                msg[i] = (unsigned char)(r * 7 + h * 3 + i);
+            if (write(healthy[h], msg, C4_MSG) != C4_MSG)
+                _exit(23);
+            while (got < C4_MSG) {
+                ssize_t n = read(healthy[h], back + got, C4_MSG - got);
+
+                if (n <= 0)
+                    _exit(24);
+                got += (size_t)n;
+            }
+            if (memcmp(msg, back, C4_MSG) != 0)
+                _exit(25);
+        }
+    }
+    /* Every slow connection is closed by the server: end of stream. */
+    for (int i = 0; i < n_slow; i++) {
+        char b;
+
+        if (read(slow[i], &b, 1) != 0)
+            _exit(26);
+        close(slow[i]);
+    }
+    for (int h = 0; h < C4_HEALTHY; h++)
+        close(healthy[h]);
+    if (write(ctl, &ok, 1) != 1)
+        _exit(27);
+    _exit(0);
+}
+
+void test_rel_c4_slow_clients(void)
+{
+    struct sockaddr_in a;
+    int sv[2], status;
+    pid_t pid;
+
+    memset(&c4, 0, sizeof c4);
+    test_nofile(8192);
+    c4.n_slow = (int)test_scale(1000);
+    if (test_backend_is("select")) {
+        int room = FD_SETSIZE - 64 - C4_HEALTHY - open_fds();
+
+        if (c4.n_slow > room)
+            c4.n_slow = room;
+    }
+    printf("C4: %d slow clients, %d healthy\n", c4.n_slow, C4_HEALTHY);
+    c4.loop = test_loop_new();
+    test_loop_guard(c4.loop, SEC(100));
+    ASSERT_EQ(gyre_bufpool_new(c4.loop, &c4.pool, 256, 2048), 0);
+    ASSERT_EQ(gyre_listen_tcp(c4.loop, &c4.l, "127.0.0.1", 0, NULL, c4_accept), 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)gyre_listener_port(&c4.l));
+    ASSERT_SYS(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    fflush(stdout);
+    pid = fork();
+    ASSERT_SYS(pid);
+    if (pid == 0) {
+        close(sv[0]);
+        c4_child(&a, c4.n_slow, sv[1]);
+    }
+    test_close(sv[1]);
+    c4.ctl = sv[0];
+    ASSERT_EQ(gyre_watch_init(c4.loop, &c4.ctl_w, c4.ctl), 0);
+    ASSERT_EQ(gyre_watch_start(&c4.ctl_w, GYRE_IN, c4_ctl_cb), 0);
+    test_run_until(c4.loop, &c4.child_done, 1);
+    ASSERT_EQ(c4.child_says, 'y');
+    test_run_until(c4.loop, &c4.closed, c4.n_slow + C4_HEALTHY);
+    test_run_nowait(c4.loop, 3);
+    ASSERT_SYS(waitpid(pid, &status, 0));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        test_fail(__FILE__, __LINE__, "client process: status 0x%x", status);
+    ASSERT_EQ(c4.accepted, c4.n_slow + C4_HEALTHY);
+    ASSERT_EQ(c4.slow_idle, c4.n_slow);
+    ASSERT_EQ(c4.healthy_idle, 0);
+    ASSERT_EQ(c4.eofs, C4_HEALTHY);
+    ASSERT_EQ(c4.echoed, C4_HEALTHY * C4_ROUNDS * C4_MSG);
+    ASSERT_EQ(c4.closed, c4.n_slow + C4_HEALTHY);
+    ASSERT_EQ(gyre_listener_close(&c4.l, NULL), 0);
+    test_run_nowait(c4.loop, 3);
+    test_close(c4.ctl);
+    ASSERT_EQ(gyre_bufpool_available(c4.pool), 256);
+    ASSERT_EQ(gyre_bufpool_free(c4.pool), 0);
+    test_loop_free(c4.loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* D1: close with operations in flight                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Five kinds of operation wait on one socket (a recv, a one-shot poll, a
+ * readv, a send blocked by a full socket buffer, a multishot recv) when a
+ * close op is submitted for it: each completes exactly once with
+ * -ECANCELED (the multishot with its final completion), all before the
+ * close's own callback, which says 0. A read waiting on another fd is not
+ * touched and still gets its bytes. */
+static int d1_seq;
+
+struct d1_op {
+    gyre_op op;
+    int calls, order;
+    int64_t result;
+    uint32_t flags;
+};
+
+static void d1_cb(gyre_op *op)
+{
+    struct d1_op *d = (struct d1_op *)op;
+
+    d->calls++;
+    d->order = ++d1_seq;
+    d->result = op->result;
+    d->flags = op->flags;
+}
+
+void test_rel_d1_close_ops_in_flight(void)
+{
+    static char fill[65536], rbuf[4][64], sbuf[4096];
+    struct d1_op ops[5], cl, other;
+    gyre_loop *loop = test_loop_new();
+    gyre_bufpool *pool;
+    struct iovec iov[2] = {{rbuf[2], 32}, {rbuf[2] + 32, 32}};
+    int sp[2], p[2];
+
+    memset(ops, 0, sizeof ops);
+    memset(&cl, 0, sizeof cl);
+    memset(&other, 0, sizeof other);
+    d1_seq = 0;
+    test_socketpair(sp);
+    test_pipe(p);
+    /* The send direction full before anything is submitted. */
+    while (write(sp[0], fill, sizeof fill) > 0)
+        continue;
+    ASSERT_EQ(errno, EAGAIN);
+    ASSERT_EQ(gyre_bufpool_new(loop, &pool, 8, 256), 0);
+    gyre_op_recv(&ops[0].op, sp[0], rbuf[0], sizeof rbuf[0], 0);
+    gyre_op_poll(&ops[1].op, sp[0], GYRE_IN);
+    gyre_op_readv(&ops[2].op, sp[0], iov, 2, GYRE_OFF_CUR);
+    gyre_op_send(&ops[3].op, sp[0], sbuf, sizeof sbuf, 0);
+    gyre_op_recv_multishot(&ops[4].op, sp[0], pool);
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ(gyre_submit(loop, &ops[i].op, d1_cb), 0);
+    gyre_op_read(&other.op, p[0], rbuf[3], sizeof rbuf[3], GYRE_OFF_CUR);
+    ASSERT_EQ(gyre_submit(loop, &other.op, d1_cb), 0);
+    test_run_nowait(loop, 3); /* all of them waiting in the kernel or the loop */
+    ASSERT_EQ(d1_seq, 0);
+
+    gyre_op_close(&cl.op, sp[0]);
+    ASSERT_EQ(gyre_submit(loop, &cl.op, d1_cb), 0);
+    test_run_until(loop, &cl.calls, 1);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(cl.result, 0);
+    for (int i = 0; i < 5; i++) {
+        if (ops[i].calls != 1 || ops[i].result != -ECANCELED)
+            test_fail(__FILE__, __LINE__, "op %d: %d call(s), result %jd; want one, -ECANCELED", i,
+                      ops[i].calls, (intmax_t)ops[i].result);
+        ASSERT_EQ(ops[i].flags & GYRE_OP_MORE, 0);
+        ASSERT_LT(ops[i].order, cl.order);
+    }
+    ASSERT_EQ(fcntl(sp[0], F_GETFD), -1);
+    ASSERT_EQ(errno, EBADF);
+    /* The read on the pipe was left alone. */
+    ASSERT_EQ(other.calls, 0);
+    test_write_bytes(p[1], "still", 5);
+    test_run_until(loop, &other.calls, 1);
+    ASSERT_EQ(other.result, 5);
+    ASSERT_EQ(memcmp(rbuf[3], "still", 5), 0);
+    ASSERT_EQ(gyre_bufpool_available(pool), 8);
+    ASSERT_EQ(gyre_bufpool_free(pool), 0);
+    test_close(sp[1]);
+    test_close(p[0]);
+    test_close(p[1]);
+    test_loop_free(loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* D2: buffers are not touched after completion                              */
+/* ------------------------------------------------------------------------ */
+
+/* ASan cannot see what the kernel writes, so each buffer ends exactly where
+ * a PROT_NONE page begins (a write past it faults) and canary bytes precede
+ * it (a write before it shows). After a read completes or is cancelled,
+ * more data is made available and the loop runs on: the buffer and the
+ * canaries must stay as they were and the new data must still be in the
+ * kernel. After a write completes (or is cancelled), its buffer is
+ * overwritten: the peer must receive only what was there before. */
+#define D2_LEN 1000
+#define D2_CANARY 0xC5
+#define D2_FILL 0x3C
+
+static struct {
+    unsigned char *map;
+    size_t page;
+} d2;
+
+/* A buffer of D2_LEN bytes that ends at the guard page, filled with
+ * D2_FILL, with 64 canary bytes before it. */
+static unsigned char *d2_buf(int slot)
+{
+    unsigned char *end = d2.map + (size_t)(2 * slot + 1) * d2.page;
+    unsigned char *b = end - D2_LEN;
+
+    memset(b - 64, D2_CANARY, 64);
+    memset(b, D2_FILL, D2_LEN);
+    return b;
+}
+
+static void d2_check(const unsigned char *b, const unsigned char *want, const char *what)
+{
+    for (int i = 1; i <= 64; i++)
+        if (b[-i] != D2_CANARY)
+            test_fail(__FILE__, __LINE__, "%s: canary %d bytes before the buffer changed", what, i);
+    for (int i = 0; i < D2_LEN; i++) {
+        unsigned char w = want != NULL ? want[i] : D2_FILL;
+
+        if (b[i] != w)
+            test_fail(__FILE__, __LINE__, "%s: buffer byte %d is 0x%02x, want 0x%02x", what, i,
+                      b[i], w);
+    }
+}
+
+static void d2_pattern(unsigned char *p, unsigned char seed)
+{
+    for (int i = 0; i < D2_LEN; i++)
+        p[i] = (unsigned char)(seed + i * 5);
+}
+
+/* Reads of every kind into guarded buffers on a socketpair. */
+static void d2_reads(gyre_loop *loop)
+{
+    static unsigned char data[D2_LEN], later[D2_LEN], rest[D2_LEN + 1];
+    struct test_op t = {0};
+    int sp[2];
+
+    test_socketpair(sp);
+    d2_pattern(data, 1);
+    d2_pattern(later, 99);
+    for (int kind = 0; kind < 3; kind++) {
+        unsigned char *b = d2_buf(kind);
+        struct iovec iov[2] = {{b, 400}, {b + 400, D2_LEN - 400}};
+
+        /* Completed. */
+        test_write_bytes(sp[1], (const char *)data, D2_LEN);
+        if (kind == 0)
+            gyre_op_read(&t.op, sp[0], b, D2_LEN, GYRE_OFF_CUR);
+        else if (kind == 1)
+            gyre_op_recv(&t.op, sp[0], b, D2_LEN, 0);
+        else
+            gyre_op_readv(&t.op, sp[0], iov, 2, GYRE_OFF_CUR);
+        ASSERT_EQ(test_op_run(loop, &t), D2_LEN);
+        d2_check(b, data, "completed read");
+        test_write_bytes(sp[1], (const char *)later, D2_LEN);
+        test_run_nowait(loop, 5);
+        d2_check(b, data, "completed read, after more data");
+        ASSERT_EQ(read(sp[0], rest, sizeof rest), D2_LEN);
+        ASSERT_EQ(memcmp(rest, later, D2_LEN), 0);
+
+        /* Cancelled while waiting. */
+        b = d2_buf(kind);
+        if (kind == 0)
+            gyre_op_read(&t.op, sp[0], b, D2_LEN, GYRE_OFF_CUR);
+        else if (kind == 1)
+            gyre_op_recv(&t.op, sp[0], b, D2_LEN, 0);
+        else
+            gyre_op_readv(&t.op, sp[0], iov, 2, GYRE_OFF_CUR);
+        test_op_submit(loop, &t);
+        test_run_nowait(loop, 3);
+        ASSERT_EQ(t.calls, 0);
+        ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+        test_run_until(loop, &t.calls, 1);
+        ASSERT_EQ(t.result, -ECANCELED);
+        test_write_bytes(sp[1], (const char *)later, D2_LEN);
+        test_run_nowait(loop, 5);
+        d2_check(b, NULL, "cancelled read, after data came");
+        ASSERT_EQ(read(sp[0], rest, sizeof rest), D2_LEN);
+        ASSERT_EQ(memcmp(rest, later, D2_LEN), 0);
+    }
+    test_close(sp[0]);
+    test_close(sp[1]);
+}
+
+/* A multishot recv cancelled: its pool's buffers stay as they were when
+ * the final completion came, whatever arrives afterwards. */
+static void d2_multishot(gyre_loop *loop)
+{
+    static struct msrec m;
+    static unsigned char snap[8 * 256], later[D2_LEN], rest[D2_LEN + 1];
+    int sp[2];
+
+    test_socketpair(sp);
+    memset(&m, 0, sizeof m);
+    m.cap = 64;
+    m.got = malloc(m.cap);
+    ASSERT_TRUE(m.got != NULL);
+    ASSERT_EQ(gyre_bufpool_new(loop, &m.pool, 8, 256), 0);
+    for (uint32_t i = 0; i < 8; i++)
+        memset(gyre_bufpool_buf(m.pool, i), D2_FILL, 256);
+    gyre_op_recv_multishot(&m.op, sp[0], m.pool);
+    ASSERT_EQ(gyre_submit(loop, &m.op, msrec_cb), 0);
+    test_write_bytes(sp[1], "abc", 3);
+    while (m.n < 3)
+        ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_ONCE), 0);
+    ASSERT_EQ(gyre_cancel(loop, &m.op), 0);
+    test_run_until(loop, &m.final, 1);
+    ASSERT_EQ(m.final_result, -ECANCELED);
+    for (uint32_t i = 0; i < 8; i++)
+        memcpy(snap + i * 256, gyre_bufpool_buf(m.pool, i), 256);
+    d2_pattern(later, 7);
+    test_write_bytes(sp[1], (const char *)later, D2_LEN);
+    test_run_nowait(loop, 5);
+    for (uint32_t i = 0; i < 8; i++)
+        ASSERT_EQ(memcmp(snap + i * 256, gyre_bufpool_buf(m.pool, i), 256), 0);
+    ASSERT_EQ(read(sp[0], rest, sizeof rest), D2_LEN);
+    ASSERT_EQ(memcmp(rest, later, D2_LEN), 0);
+    ASSERT_EQ(m.n, 3);
+    ASSERT_EQ(memcmp(m.got, "abc", 3), 0);
+    ASSERT_EQ(gyre_bufpool_free(m.pool), 0);
+    free(m.got);
+    test_close(sp[0]);
+    test_close(sp[1]);
+}
+
+/* A file read completed, then the file rewritten: the buffer keeps the
+ * old bytes. On every file engine. */
+static void d2_file(gyre_loop *loop)
+{
+    static unsigned char data[D2_LEN], later[D2_LEN];
+    struct test_op t = {0};
+    unsigned char *b = d2_buf(3);
+    char path[4096];
+    int fd;
+
+    d2_pattern(data, 3);
+    d2_pattern(later, 200);
+    test_tmppath(path, sizeof path, "d2-file");
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_SYS(fd);
+    ASSERT_EQ(pwrite(fd, data, D2_LEN, 0), D2_LEN);
+    gyre_op_read(&t.op, fd, b, D2_LEN, 0);
+    ASSERT_EQ(test_op_run(loop, &t), D2_LEN);
+    d2_check(b, data, "completed file read");
+    ASSERT_EQ(pwrite(fd, later, D2_LEN, 0), D2_LEN);
+    test_run_nowait(loop, 5);
+    d2_check(b, data, "completed file read, after the file changed");
+    test_close(fd);
+}
+
+/* Writes: completed, then overwritten; and cancelled on a full socket. */
+static void d2_writes(gyre_loop *loop)
+{
+    static unsigned char data[D2_LEN], got[1 << 20];
+    static char fill[65536];
+    struct test_op t = {0};
+    unsigned char *b = d2_buf(4);
+    size_t filled = 0, n = 0;
+    int sp[2];
+
+    test_socketpair(sp);
+    d2_pattern(data, 5);
+    memcpy(b, data, D2_LEN);
+    gyre_op_send(&t.op, sp[0], b, D2_LEN, 0);
+    ASSERT_EQ(test_op_run(loop, &t), D2_LEN);
+    memset(b, 'X', D2_LEN);
+    test_run_nowait(loop, 5);
+    ASSERT_EQ(read(sp[1], got, sizeof got), D2_LEN);
+    ASSERT_EQ(memcmp(got, data, D2_LEN), 0);
+
+    /* Cancelled while the socket is full: whatever of it went out went
+     * before the cancel, so the overwrite never reaches the peer. */
+    memset(fill, 'f', sizeof fill);
+    for (;;) {
+        ssize_t w = write(sp[0], fill, sizeof fill);
+
+        if (w < 0) {
+            ASSERT_EQ(errno, EAGAIN);
+            break;
+        }
+        filled += (size_t)w;
+    }
+    memcpy(b, data, D2_LEN);
+    gyre_op_write(&t.op, sp[0], b, D2_LEN, GYRE_OFF_CUR);
+    test_op_submit(loop, &t);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(gyre_cancel(loop, &t.op), 0);
+    test_run_until(loop, &t.calls, 1);
+    ASSERT_TRUE(t.result == -ECANCELED || (t.result >= 0 && t.result <= D2_LEN));
+    memset(b, 'X', D2_LEN);
+    test_run_nowait(loop, 5);
+    for (;;) {
+        ssize_t r = read(sp[1], got + n, sizeof got - n);
+
+        if (r < 0) {
+            ASSERT_EQ(errno, EAGAIN);
+            break;
+        }
+        n += (size_t)r;
+        ASSERT_LT(n, sizeof got);
+    }
+    ASSERT_EQ(n, filled + (t.result > 0 ? (size_t)t.result : 0));
+    for (size_t i = 0; i < filled; i++)
+        ASSERT_EQ(got[i], 'f');
+    ASSERT_EQ(memcmp(got + filled, data, n - filled), 0);
+    test_close(sp[0]);
+    test_close(sp[1]);
+}
+
+void test_rel_d2_buffer_canaries(void)
+{
+    gyre_loop *loop = test_loop_new();
+
+    d2.page = (size_t)sysconf(_SC_PAGESIZE);
+    /* Five guarded slots: [buffer page][PROT_NONE page] each. */
+    d2.map = mmap(NULL, 10 * d2.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_TRUE(d2.map != MAP_FAILED);
+    for (int i = 0; i < 5; i++)
+        ASSERT_SYS(mprotect(d2.map + (size_t)(2 * i + 1) * d2.page, d2.page, PROT_NONE));
+    d2_reads(loop);
+    d2_multishot(loop);
+    d2_file(loop);
+    d2_writes(loop);
+    ASSERT_SYS(munmap(d2.map, 10 * d2.page));
+    test_loop_free(loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* E1: 8 threads x 1,000,000 wakeups                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Each thread counts a send in `sent` before making it, and after its last
+ * one marks itself finished and sends once more. That final send comes
+ * after the mark, so some callback must run after every thread's mark and
+ * see all of them, and with them every send counted: the test ends only in
+ * such a callback, so a lost final wakeup hangs (the guard fails it). The
+ * callback count is bounded by the sends (coalescing only ever merges). */
+#define E1_THREADS 8
+
+static struct {
+    gyre_async a;
+    size_t per_thread;
+    atomic_size_t sent;
+    atomic_int finished;
+    size_t calls;
+    int closed;
+} e1;
+
+static void *e1_thread(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < e1.per_thread; i++) {
+        atomic_fetch_add(&e1.sent, 1);
+        ASSERT_EQ(gyre_async_send(&e1.a), 0);
+    }
+    atomic_fetch_add(&e1.finished, 1);
+    ASSERT_EQ(gyre_async_send(&e1.a), 0);
+    return NULL;
+}
+
+static void e1_cb(gyre_async *a)
+{
+    /* finished before sent: all finished means all their sends counted. */
+    int finished = atomic_load(&e1.finished);
+    size_t sent = atomic_load(&e1.sent);
+
+    e1.calls++;
+    ASSERT_LE(sent, e1.per_thread * E1_THREADS);
+    if (finished == E1_THREADS) {
+        ASSERT_EQ(sent, e1.per_thread * E1_THREADS);
+        ASSERT_EQ(gyre_async_close(a), 0);
+        e1.closed = 1;
+    }
+}
+
+void test_rel_e1_async_8x1m(void)
+{
+    gyre_loop *loop = test_loop_new();
+    pthread_t th[E1_THREADS];
+
+    test_loop_guard(loop, SEC(100));
+    memset(&e1, 0, sizeof e1);
+    e1.per_thread = test_scale(1000000);
+    ASSERT_EQ(gyre_async_init(loop, &e1.a, e1_cb), 0);
+    for (int i = 0; i < E1_THREADS; i++)
+        ASSERT_EQ(pthread_create(&th[i], NULL, e1_thread, NULL), 0);
+    test_run_until(loop, &e1.closed, 1);
+    for (int i = 0; i < E1_THREADS; i++)
+        ASSERT_EQ(pthread_join(th[i], NULL), 0);
+    ASSERT_GE(e1.calls, 1);
+    ASSERT_LE(e1.calls, e1.per_thread * E1_THREADS + E1_THREADS);
+    printf("E1: %zu sends from %d threads, %zu callbacks\n", e1.per_thread * E1_THREADS + 8,
+           E1_THREADS, e1.calls);
+    test_loop_free(loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* E3: a completion flood does not starve timers                             */
+/* ------------------------------------------------------------------------ */
+
+/* 64 nops that resubmit themselves from their callbacks and an async that
+ * sends itself again from its callback: the loop is never idle. A 1 ms
+ * repeating timer must still fire its 20 times (it then ends the flood),
+ * and the work of one iteration must stay bounded: an iteration dispatches
+ * ready completions at two points (before and after the readiness events,
+ * see iterate() in src/core/loop.c), each over what was ready when it
+ * began, so a nop resubmitted from its callback completes at most twice per
+ * iteration, and an async sent from its own callback runs at most once. An
+ * unbounded pass would keep the timers from ever running. */
+#define E3_OPS 64
+#define E3_TICKS 20
+
+static struct {
+    gyre_loop *loop;
+    gyre_op ops[E3_OPS];
+    gyre_async a;
+    gyre_timer tick;
+    gyre_hook check;
+    int stop, inflight, ticks;
+    uint64_t completed, async_calls, last_completed, last_async;
+    uint64_t max_completed, max_async, iterations;
+} e3;
+
+static void e3_nop_cb(gyre_op *op)
+{
+    ASSERT_EQ(op->result, 0);
+    e3.completed++;
+    e3.inflight--;
+    if (e3.stop)
+        return;
+    gyre_op_nop(op);
+    ASSERT_EQ(gyre_submit(e3.loop, op, e3_nop_cb), 0);
+    e3.inflight++;
+}
+
+static void e3_async_cb(gyre_async *a)
+{
+    e3.async_calls++;
+    if (!e3.stop)
+        ASSERT_EQ(gyre_async_send(a), 0);
+}
+
+static void e3_tick_cb(gyre_timer *t)
+{
+    if (++e3.ticks < E3_TICKS)
+        return;
+    ASSERT_EQ(gyre_timer_stop(t), 0);
+    ASSERT_EQ(gyre_async_close(&e3.a), 0);
+    e3.stop = 1;
+}
+
+static void e3_check_cb(gyre_hook *h)
+{
+    uint64_t dc = e3.completed - e3.last_completed;
+    uint64_t da = e3.async_calls - e3.last_async;
+
+    (void)h;
+    e3.iterations++;
+    if (dc > e3.max_completed)
+        e3.max_completed = dc;
+    if (da > e3.max_async)
+        e3.max_async = da;
+    e3.last_completed = e3.completed;
+    e3.last_async = e3.async_calls;
+}
+
+void test_rel_e3_completion_flood(void)
+{
+    memset(&e3, 0, sizeof e3);
+    e3.loop = test_loop_new();
+    ASSERT_EQ(gyre_hook_init(e3.loop, &e3.check, GYRE_HOOK_CHECK), 0);
+    ASSERT_EQ(gyre_hook_start(&e3.check, e3_check_cb), 0);
+    ASSERT_EQ(gyre_async_init(e3.loop, &e3.a, e3_async_cb), 0);
+    ASSERT_EQ(gyre_async_send(&e3.a), 0);
+    for (int i = 0; i < E3_OPS; i++) {
+        gyre_op_nop(&e3.ops[i]);
+        ASSERT_EQ(gyre_submit(e3.loop, &e3.ops[i], e3_nop_cb), 0);
+        e3.inflight++;
+    }
+    ASSERT_EQ(gyre_timer_init(e3.loop, &e3.tick), 0);
+    ASSERT_EQ(gyre_timer_start(&e3.tick, e3_tick_cb, MS(1), MS(1)), 0);
+    test_run_until(e3.loop, &e3.ticks, E3_TICKS);
+    while (e3.inflight > 0)
+        ASSERT_GE(gyre_loop_run(e3.loop, GYRE_RUN_ONCE), 0);
+    test_run_nowait(e3.loop, 3);
+    ASSERT_EQ(e3.ticks, E3_TICKS);
+    ASSERT_EQ(e3.inflight, 0);
+    printf("E3: %ju nop completions and %ju async callbacks over %ju iterations; at most %ju and "
+           "%ju in one\n",
+           (uintmax_t)e3.completed, (uintmax_t)e3.async_calls, (uintmax_t)e3.iterations,
+           (uintmax_t)e3.max_completed, (uintmax_t)e3.max_async);
+    ASSERT_GE(e3.completed, E3_OPS * E3_TICKS);
+    ASSERT_LE(e3.max_completed, 2 * E3_OPS);
+    ASSERT_LE(e3.max_async, 1);
+    ASSERT_EQ(gyre_hook_stop(&e3.check), 0);
+    test_loop_free(e3.loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* H2: 100,000 timers at one deadline keep their start order                 */
+/* ------------------------------------------------------------------------ */
+
+/* All started with one timeout while the loop's cached time stands still,
+ * so they share one deadline; then every seventh is started again, which
+ * (a restart being a new start) moves it behind all the others, in the
+ * order of the restarts. The firing order must be exactly that. */
+struct h2_timer {
+    gyre_timer t;
+    uint32_t idx;
+};
+
+static uint32_t *h2_order;
+static size_t h2_fired;
+
+static void h2_cb(gyre_timer *t)
+{
+    h2_order[h2_fired++] = ((struct h2_timer *)t)->idx;
+}
+
+void test_rel_h2_timers_100k(void)
+{
+    size_t n = test_scale(100000), k = 0;
+    struct h2_timer *ts = calloc(n, sizeof *ts);
+    gyre_loop *loop = test_loop_new();
+    uint64_t now;
+
+    h2_order = calloc(n, sizeof *h2_order);
+    ASSERT_TRUE(ts != NULL && h2_order != NULL);
+    h2_fired = 0;
+    now = gyre_now(loop);
+    for (size_t i = 0; i < n; i++) {
+        ts[i].idx = (uint32_t)i;
+        ASSERT_EQ(gyre_timer_init(loop, &ts[i].t), 0);
+        ASSERT_EQ(gyre_timer_start(&ts[i].t, h2_cb, MS(5), 0), 0);
+    }
+    for (size_t i = 0; i < n; i += 7)
+        ASSERT_EQ(gyre_timer_start(&ts[i].t, h2_cb, MS(5), 0), 0);
+    ASSERT_EQ(gyre_now(loop), now); /* one deadline for all */
+    test_loop_guard(loop, SEC(100));
+    while (h2_fired < n)
+        ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_ONCE), 0);
+    test_run_nowait(loop, 3);
+    ASSERT_EQ(h2_fired, n);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 7 != 0) {
+            if (h2_order[k] != i)
+                test_fail(__FILE__, __LINE__, "firing %zu was timer %u, want %zu", k, h2_order[k],
+                          i);
+            k++;
+        }
+    }
+    for (size_t i = 0; i < n; i += 7, k++) {
+        if (h2_order[k] != i)
+            test_fail(__FILE__, __LINE__, "firing %zu was timer %u, want restarted %zu", k,
+                      h2_order[k], i);
+    }
+    ASSERT_EQ(k, n);
+    free(h2_order);
+    free(ts);
+    test_loop_free(loop);
+}
