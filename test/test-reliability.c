@@ -3019,3 +3019,81 @@ void test_rel_h2_timers_100k(void)
     free(ts);
     test_loop_free(loop);
 }
+
+/* ------------------------------------------------------------------------ */
+/* I4: no SQPOLL unless asked                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Threads of this process named iou-sqp-* (the kernel's SQ poll threads,
+ * process threads since Linux 5.12). */
+static int sqpoll_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    ASSERT_TRUE(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], comm[64] = "";
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* the thread has just exited */
+        if (fgets(comm, sizeof comm, f) != NULL && strncmp(comm, "iou-sqp", 7) == 0)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static void i4_round_trip(gyre_loop *loop)
+{
+    struct test_op t = {0};
+
+    gyre_op_nop(&t.op);
+    ASSERT_EQ(test_op_run(loop, &t), 0);
+}
+
+/* The ring flags in gyre_loop_info() say whether the ring polls; the
+ * thread list says whether the kernel made a polling thread. */
+void test_rel_i4_no_sqpoll(void)
+{
+    gyre_loop_opts o;
+    gyre_loop *loop = test_loop_new();
+    gyre_info info;
+    int r;
+
+    i4_round_trip(loop);
+    ASSERT_EQ(gyre_loop_info(loop, &info), 0);
+    ASSERT_EQ(info.ring_flags & IORING_SETUP_SQPOLL, 0);
+    if (!test_backend_is("uring"))
+        ASSERT_EQ(info.ring_flags, 0);
+    ASSERT_EQ(sqpoll_threads(), 0);
+    test_loop_free(loop);
+
+    /* Asked for: on io_uring the ring polls (a kernel that refuses SQPOLL
+     * says so, it is never silently dropped); elsewhere there is no ring. */
+    memset(&o, 0, sizeof o);
+    o.flags = GYRE_LOOP_SQPOLL;
+    r = gyre_loop_new(&loop, &o);
+    if (test_backend_is("uring") && r == -EPERM) {
+        printf("I4: this kernel refuses SQPOLL to an unprivileged process (-EPERM)\n");
+        return;
+    }
+    ASSERT_EQ(r, 0);
+    i4_round_trip(loop);
+    ASSERT_EQ(gyre_loop_info(loop, &info), 0);
+    if (test_backend_is("uring")) {
+        ASSERT_TRUE((info.ring_flags & IORING_SETUP_SQPOLL) != 0);
+        ASSERT_GE(sqpoll_threads(), 1);
+    } else {
+        ASSERT_EQ(info.ring_flags, 0);
+        ASSERT_EQ(sqpoll_threads(), 0);
+    }
+    ASSERT_EQ(gyre_loop_free(loop), 0);
+}
