@@ -171,6 +171,16 @@ static int highest_open_fd(void)
     return hi;
 }
 
+/* No child process at all (none left running, no zombie). */
+static void assert_no_children(void)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof si);
+    ASSERT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG), -1);
+    ASSERT_EQ(errno, ECHILD);
+}
+
 /* The options of a loop on the backend under test with the smallest ring
  * io_uring allows (one SQ entry; the CQ is four times the SQ): the ring
  * fills after one submission and its CQ after four completions. Other
@@ -648,16 +658,6 @@ static void a2_unfill(void)
     a2_release(a2.nfill);
 }
 
-static void a2_no_children(void)
-{
-    siginfo_t si;
-
-    memset(&si, 0, sizeof si);
-    /* No child at all: a spawn that failed left nobody to reap. */
-    ASSERT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG), -1);
-    ASSERT_EQ(errno, ECHILD);
-}
-
 typedef int (*a2_try_fn)(void);
 typedef void (*a2_undo_fn)(void);
 
@@ -687,7 +687,7 @@ static int a2_path(const char *name, a2_try_fn try_fn, a2_undo_fn undo_fn)
         if (open_fds() != before)
             test_fail(__FILE__, __LINE__, "%s failed with %d free descriptors and left %d open",
                       name, free_fds, open_fds() - before);
-        a2_no_children();
+        assert_no_children();
         a2_unfill();
         ASSERT_EQ(open_fds(), base);
     }
@@ -855,7 +855,7 @@ static void a2_spawn_undo(void)
     ASSERT_EQ(a2_proc.status, 3);
     for (int i = 0; i < 3; i++)
         test_close(a2_proc.p.stdio_fd[i]);
-    a2_no_children();
+    assert_no_children();
 }
 
 static gyre_fswatch a2_fsw;
@@ -1850,7 +1850,7 @@ void test_rel_b3_eintr_storm(void)
     ASSERT_EQ(b3.dns_done, 1);
     ASSERT_EQ(b3.ticks, B3_TICKS);
     ASSERT_EQ(b3.chained, B3_TICKS);
-    a2_no_children();
+    assert_no_children();
     test_close(b3.fd);
     ASSERT_EQ(gyre_bufpool_free(b3.pool), 0);
     free(b3.src);
@@ -3431,6 +3431,29 @@ static void k3_udp(gyre_loop *loop)
     test_run_nowait(loop, 3);
 }
 
+/* Callbacks that must never run: the calls are refused, or nobody connects. */
+static void k3_never_accept(gyre_listener *l, int fd)
+{
+    (void)l;
+    (void)fd;
+    FAIL("a listener nobody connects to called back");
+}
+
+static void k3_never_dns(gyre_getaddrinfo_req *req, int status, struct addrinfo *res)
+{
+    (void)req;
+    (void)status;
+    (void)res;
+    FAIL("a refused resolution called back");
+}
+
+static void k3_never_connect(gyre_connect_req *req, int result)
+{
+    (void)req;
+    (void)result;
+    FAIL("a refused connect called back");
+}
+
 static void k3_objects(gyre_loop *loop)
 {
     gyre_loop_opts lo;
@@ -3479,25 +3502,25 @@ static void k3_objects(gyre_loop *loop)
      * refused. */
     memset(&so, 0, sizeof so);
     so.backlog = INT32_MAX;
-    ASSERT_EQ(gyre_listen_tcp(loop, &l, "127.0.0.1", 0, &so, a2_accept_cb), 0);
+    ASSERT_EQ(gyre_listen_tcp(loop, &l, "127.0.0.1", 0, &so, k3_never_accept), 0);
     ASSERT_EQ(gyre_listener_close(&l, NULL), 0);
     test_run_nowait(loop, 3);
     so.backlog = INT32_MIN;
-    ASSERT_EQ(gyre_listen_tcp(loop, &l, "127.0.0.1", 0, &so, a2_accept_cb), -EINVAL);
+    ASSERT_EQ(gyre_listen_tcp(loop, &l, "127.0.0.1", 0, &so, k3_never_accept), -EINVAL);
 
     /* Names one byte over their bound. */
     memset(name, 'a', sizeof name);
     name[GYRE_HOSTNAME_MAX + 1] = '\0';
     memset(&dreq, 0, sizeof dreq);
-    ASSERT_EQ(gyre_getaddrinfo(loop, &dreq, name, NULL, NULL, b3_dns_cb), -EINVAL);
+    ASSERT_EQ(gyre_getaddrinfo(loop, &dreq, name, NULL, NULL, k3_never_dns), -EINVAL);
     memset(&creq, 0, sizeof creq);
-    ASSERT_EQ(gyre_connect(loop, &creq, name, "80", NULL, a2_connect_cb), -EINVAL);
+    ASSERT_EQ(gyre_connect(loop, &creq, name, "80", NULL, k3_never_connect), -EINVAL);
     name[GYRE_SERVICE_MAX + 1] = '\0';
-    ASSERT_EQ(gyre_getaddrinfo(loop, &dreq, "localhost", name, NULL, b3_dns_cb), -EINVAL);
-    ASSERT_EQ(gyre_connect(loop, &creq, "localhost", name, NULL, a2_connect_cb), -EINVAL);
+    ASSERT_EQ(gyre_getaddrinfo(loop, &dreq, "localhost", name, NULL, k3_never_dns), -EINVAL);
+    ASSERT_EQ(gyre_connect(loop, &creq, "localhost", name, NULL, k3_never_connect), -EINVAL);
     memset(name, 'u', sizeof name);
     name[sizeof name - 1] = '\0';
-    ASSERT_EQ(gyre_listen_unix(loop, &l, name, NULL, a2_accept_cb), -ENAMETOOLONG);
+    ASSERT_EQ(gyre_listen_unix(loop, &l, name, NULL, k3_never_accept), -ENAMETOOLONG);
 }
 
 void test_rel_k3_lengths(void)
