@@ -14,9 +14,10 @@
 #      - KNOWN below: (test, backend) pairs that fail under some seeds today, each with a note
 #        giving its reproducer (none now). Delete a line when its failure is fixed.
 #    Fault spec: the CTest one (eagain=0.05,eintr=0.1,delay=0.005) for every test, plus
-#    short=0.1 for the tests labelled stream: gyre_stream promises whole writes and bytes in order, so short
-#    transfers must be invisible there, while an op reports a short transfer to its caller by
-#    contract and the op and file tests assert exact lengths. Each test has 60 s (as in
+#    short=0.1 for the tests labelled stream and not files: gyre_stream promises whole
+#    writes and bytes in order, so short transfers must be invisible there, while an op
+#    reports a short transfer to its caller by contract and the op and file tests assert
+#    exact lengths. Each test has 60 s (as in
 #    CTest); the whole part has SOAK_SEEDS_LIMIT seconds. A failure prints the exact command
 #    that reproduces it. The fault sequence of a seed is exact for a single-threaded test;
 #    in a test that starts threads (labelled threads, or file ops on the pool) the threads'
@@ -145,6 +146,7 @@ seed_tests() {
             case ";$labels;" in *";ops;"* | *";stream;"* | *";files;"*) ;; *) continue ;; esac
             case " $SLOW " in *" $name "*) continue ;; esac
             case ";$labels;" in
+            *";files;"*) echo "$name $SPEC_OPS" ;;
             *";stream;"*) echo "$name $SPEC_STREAM" ;;
             *) echo "$name $SPEC_OPS" ;;
             esac

@@ -193,3 +193,6 @@ TEST_ENTRY(seccomp_uring_enter_blocked, "seccomp")
 #if __has_include("test-list-http.h")
 #include "test-list-http.h"
 #endif
+#if __has_include("test-list-reliability.h")
+#include "test-list-reliability.h"
+#endif

@@ -3,11 +3,15 @@
  * on two threads, the pool's lifetime rules, and a loop created on one
  * thread and run on another.
  *
+ * While the slow lane is blocked, file operations, the other lanes and a
+ * real name resolution (RELIABILITY E2) still complete.
+ *
  * Blocking work waits on a blocking pipe the test writes to, so "the lane is
  * full" is a fact the test establishes (every blocker has started) rather
  * than a timing guess.
  */
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -33,6 +37,19 @@ static int64_t block_fn(void *arg)
 static int64_t echo_fn(void *arg)
 {
     return (int64_t)(intptr_t)arg;
+}
+
+static int dns_calls, dns_status;
+
+static void dns_cb(gyre_getaddrinfo_req *req, int status, struct addrinfo *res)
+{
+    (void)req;
+    dns_calls++;
+    dns_status = status;
+    if (status == 0) {
+        ASSERT_TRUE(res != NULL && res->ai_family == AF_INET);
+        gyre_freeaddrinfo(res);
+    }
 }
 
 /* Runs the loop without blocking until *counter reaches target; bounded so a
@@ -103,6 +120,19 @@ void test_op_pool_slow_lane_blocked(void)
     ASSERT_EQ(test_op_run(loop, &t), 11);
     gyre_op_work(&t.op, echo_fn, (void *)(intptr_t)22, GYRE_LANE_DNS);
     ASSERT_EQ(test_op_run(loop, &t), 22);
+    /* A real resolution too (numeric: no name server involved). */
+    {
+        static gyre_getaddrinfo_req req;
+        struct addrinfo hints;
+
+        memset(&req, 0, sizeof req);
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_INET;
+        hints.ai_flags = AI_NUMERICHOST;
+        ASSERT_EQ(gyre_getaddrinfo(loop, &req, "127.0.0.1", "80", &hints, dns_cb), 0);
+        test_run_until(loop, &dns_calls, 1);
+        ASSERT_EQ(dns_status, 0);
+    }
     ASSERT_EQ(atomic_load(&blockers_started), 2);
     for (i = 0; i < 3; i++)
         ASSERT_EQ(blockers[i].calls, 0);

@@ -285,6 +285,24 @@ void test_stream_reset(void)
             ASSERT_GE(gyre_loop_run(r.loop, GYRE_RUN_ONCE), 0);
         ASSERT_EQ(w->calls, 1);
     }
+    /* Each write either went whole before the reset (0) or failed with
+     * the reset; once one failed, every later one did too. */
+    {
+        int failed = 0;
+
+        for (int i = 0; i < PENDING; i++) {
+            int st = wrecs[i].status;
+
+            if (st == 0) {
+                ASSERT_EQ(failed, 0);
+                continue;
+            }
+            if (st != -ECONNRESET && st != -EPIPE)
+                test_fail(__FILE__, __LINE__, "write %d after a reset: %s", i, gyre_strerror(st));
+            failed++;
+        }
+        ASSERT_GT(failed, 0);
+    }
     ASSERT_TRUE(wrecs[PENDING - 1].status == -ECONNRESET || wrecs[PENDING - 1].status == -EPIPE);
     ASSERT_EQ(gyre_stream_close(&s, on_close), 0);
     test_run_until(r.loop, &r.closed, 1);
