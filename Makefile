@@ -79,7 +79,7 @@ soak:
 	scripts/soak.sh $(BUILD)
 
 test:
-	@$(DEPS) build
+	@$(DEPS) build test
 	$(call configure,$(BUILD),$(GCC),$(RELEASE_FLAGS),ON,)
 	$(call compile,$(BUILD))
 	$(call ctest,$(BUILD))
@@ -87,7 +87,7 @@ test:
 # Seeded bugs (test/mutants/), each in a scratch copy under $(BUILD_MUTANTS): the suite must
 # fail for every one (scripts/mutants.sh, docs/testing.md).
 test-mutants:
-	@$(DEPS) build
+	@$(DEPS) build test
 	$(CMAKE_ENV) CC=$(GCC) JOBS=$(JOBS) CTEST_JOBS=$(CTEST_JOBS) scripts/mutants.sh $(BUILD_MUTANTS)
 
 clang:
@@ -96,7 +96,7 @@ clang:
 	$(call compile,$(BUILD_CLANG))
 
 sanitize:
-	@$(DEPS) build sanitize
+	@$(DEPS) build test sanitize
 	$(call configure,$(BUILD_ASAN),$(CLANG),$(SANITIZE_FLAGS),OFF,address$(,)undefined)
 	$(call compile,$(BUILD_ASAN))
 	$(SAN_ENV) $(call ctest,$(BUILD_ASAN))

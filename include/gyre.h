@@ -656,8 +656,9 @@ GYRE_API int gyre_cancel(gyre_loop *loop, gyre_op *op);
 
 /* A loop-owned set of `count` buffers of `size` bytes (count a power of two,
  * at most 32768; size > 0). On io_uring it is a provided-buffer ring the
- * kernel picks from; elsewhere gyre picks. Returns 0, -EINVAL, -ENOMEM.
- * Errors: -EINVAL, -ENOMEM. */
+ * kernel picks from; elsewhere gyre picks. Returns 0, -EINVAL, -ENOMEM, or
+ * -ENOSPC (io_uring: the loop has 65536 pools already).
+ * Errors: -EINVAL, -ENOMEM, -ENOSPC. */
 GYRE_API int gyre_bufpool_new(gyre_loop *loop, gyre_bufpool **pool, uint32_t count, uint32_t size);
 /* Frees the pool; -EBUSY while an op uses it or buffers are out.
  * Errors: -EINVAL, -EBUSY. */

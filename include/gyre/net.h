@@ -208,7 +208,7 @@ GYRE_API int gyre_getaddrinfo(gyre_loop *loop, gyre_getaddrinfo_req *req, const 
  * be interrupted (getaddrinfo has no cancel): it completes with its real
  * result, which the caller then owns as usual. Returns 0, -ENOENT (not in
  * flight), -EALREADY (already asked). Loop thread.
- * Errors: -EINVAL, -ENOENT, -EALREADY. */
+ * Errors: -ENOENT, -EALREADY. */
 GYRE_API int gyre_getaddrinfo_cancel(gyre_getaddrinfo_req *req);
 /* Frees a list from gyre_getaddrinfo (NULL is ignored). Any thread.
  * Errors: none. */
@@ -276,7 +276,7 @@ GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *ho
 /* Ends req with -ECANCELED (unless it already has its result, which cb then
  * gets). cb still runs once, on a later iteration. Returns 0, -ENOENT (not
  * in flight), -EALREADY (already decided). Loop thread.
- * Errors: -EINVAL, -ENOENT, -EALREADY. */
+ * Errors: -ENOENT, -EALREADY. */
 GYRE_API int gyre_connect_cancel(gyre_connect_req *req);
 
 /* ------------------------------------------------------------------------ */
