@@ -616,7 +616,7 @@ GYRE_API void gyre_op_readdir(gyre_op *op, int dirfd, void *buf, uint32_t len);
  * pointers) or -errno. On every file engine a read or write on an O_DIRECT
  * fd that breaks these rules completes with -EINVAL before it is submitted:
  * nothing reads or writes the memory.
- * Errors: -EINVAL, -EBADF. */
+ * Errors: -EINVAL, -EBADF, -ENOMEM. */
 GYRE_API int gyre_file_alignment(int fd, uint32_t *mem, uint32_t *off);
 
 /* Gives the op a deadline: if not complete timeout_ns after it starts (its

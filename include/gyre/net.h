@@ -124,7 +124,7 @@ struct gyre_listener {
  * open and no callback runs. Loop thread; l must stay put until the close
  * callback.
  * Errors: -EINVAL, -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -EAFNOSUPPORT, -EMFILE, -ENFILE,
- * -ENOBUFS, -ENOMEM, -ENOENT, -ENOTDIR. */
+ * -ENOBUFS, -ENOMEM, -ENOENT, -ENOTDIR, -EROFS. */
 GYRE_API int gyre_listen(gyre_loop *loop, gyre_listener *l, const struct sockaddr *addr,
                          socklen_t addrlen, const gyre_listen_opts *opts, gyre_accept_cb cb);
 /* The same on a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "0.0.0.0";
@@ -138,7 +138,7 @@ GYRE_API int gyre_listen_tcp(gyre_loop *loop, gyre_listener *l, const char *host
  * names an abstract socket (the '@' becomes the leading NUL byte). Returns
  * -ENAMETOOLONG if path does not fit sun_path.
  * Errors: -EINVAL, -ENAMETOOLONG, -EADDRINUSE, -EACCES, -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM,
- * -ENOENT, -ENOTDIR. */
+ * -ENOENT, -ENOTDIR, -EROFS. */
 GYRE_API int gyre_listen_unix(gyre_loop *loop, gyre_listener *l, const char *path,
                               const gyre_listen_opts *opts, gyre_accept_cb cb);
 

@@ -106,7 +106,7 @@ struct gyre_process {
  * returns. p must stay valid and unmoved until cb has run or
  * gyre_process_close() is called.
  * Errors: -EINVAL, -ENOENT, -EACCES, -ENOEXEC, -ENOTDIR, -ELOOP, -ENAMETOOLONG, -E2BIG,
- * -ETXTBSY, -EMFILE, -ENFILE, -ENOMEM, -EAGAIN, -EPERM. */
+ * -ETXTBSY, -EMFILE, -ENFILE, -ENOMEM, -EAGAIN, -EPERM, -ENOSPC. */
 GYRE_API int gyre_spawn(gyre_loop *loop, gyre_process *p, const gyre_spawn_opts *opts,
                         gyre_process_cb cb);
 

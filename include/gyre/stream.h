@@ -238,8 +238,9 @@ GYRE_API uint64_t gyre_stream_write_queue_size(const gyre_stream *s);
  * of stream. cb (may be NULL) runs once with the result. Writes after this
  * call return -EPIPE. Returns 0; -EALREADY (shutdown already asked for: a
  * second shutdown is harmless and has no callback); -ENOTSOCK (not a socket:
- * close a pipe instead); -EBADF (closing); -EINVAL (NULL s).
- * Errors: -EINVAL, -EALREADY, -ENOTSOCK, -EBADF. */
+ * close a pipe instead); -EBADF (closing); -EINVAL (NULL s); -ENOMEM (the
+ * shutdown could not be submitted).
+ * Errors: -EINVAL, -EALREADY, -ENOTSOCK, -EBADF, -ENOMEM. */
 GYRE_API int gyre_stream_shutdown(gyre_stream *s, gyre_stream_shutdown_cb cb);
 
 /* Closes the stream: cancels its read and write operations, completes every
