@@ -79,7 +79,7 @@ soak:
 	scripts/soak.sh $(BUILD)
 
 test:
-	@$(DEPS) build
+	@$(DEPS) build test
 	$(call configure,$(BUILD),$(GCC),$(RELEASE_FLAGS),ON,)
 	$(call compile,$(BUILD))
 	$(call ctest,$(BUILD))
@@ -96,7 +96,7 @@ clang:
 	$(call compile,$(BUILD_CLANG))
 
 sanitize:
-	@$(DEPS) build sanitize
+	@$(DEPS) build test sanitize
 	$(call configure,$(BUILD_ASAN),$(CLANG),$(SANITIZE_FLAGS),OFF,address$(,)undefined)
 	$(call compile,$(BUILD_ASAN))
 	$(SAN_ENV) $(call ctest,$(BUILD_ASAN))

@@ -72,24 +72,29 @@ extern "C" {
 /* Library                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* The version of the library loaded at run time, as GYRE_VERSION_HEX. */
+/* The version of the library loaded at run time, as GYRE_VERSION_HEX.
+ * Errors: none. */
 GYRE_API uint32_t gyre_version(void);
-/* The same as a static string, e.g. "0.1.0". */
+/* The same as a static string, e.g. "0.1.0".
+ * Errors: none. */
 GYRE_API const char *gyre_version_string(void);
 
 /* Text for a gyre return value (-errno, or errno). Never NULL, thread-safe;
- * the string is static. */
+ * the string is static.
+ * Errors: none. */
 GYRE_API const char *gyre_strerror(int err);
 
 /* Replaces the allocator gyre uses for its own memory (loops, tables, the
  * timer heap). Returns 0, -EINVAL if any function is NULL, or -EBUSY if a loop
  * exists: allocator and memory must match for gyre's lifetime, so call this
- * before the first gyre_loop_new(). Not thread-safe with other gyre calls. */
+ * before the first gyre_loop_new(). Not thread-safe with other gyre calls.
+ * Errors: -EINVAL, -EBUSY. */
 GYRE_API int gyre_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                                 void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
 
 /* 1 if backend `name` can run on this machine now, 0 if not, -EINVAL if no
- * backend has that name. Names: "select", "poll", "epoll", "uring". */
+ * backend has that name. Names: "select", "poll", "epoll", "uring".
+ * Errors: -EINVAL. */
 GYRE_API int gyre_backend_supported(const char *name);
 
 /* ------------------------------------------------------------------------ */
@@ -143,12 +148,14 @@ typedef enum gyre_run_mode {
 /* Creates a loop in *loop. opts may be NULL for defaults. Returns 0,
  * -EINVAL (bad option, unknown backend name), -ENOSYS or -EPERM (the chosen
  * backend cannot run here), -ENOMEM, -EMFILE/-ENFILE. On failure *loop is
- * untouched and nothing leaks. */
+ * untouched and nothing leaks.
+ * Errors: -EINVAL, -ENOSYS, -EPERM, -ENOMEM, -EMFILE, -ENFILE, -EAGAIN. */
 GYRE_API int gyre_loop_new(gyre_loop **loop, const gyre_loop_opts *opts);
 
 /* Frees a loop. Returns -EBUSY (and frees nothing) while any object of the
  * loop is active, referenced or not, or while the loop is running; 0 once
- * freed. */
+ * freed.
+ * Errors: -EINVAL, -EBUSY. */
 GYRE_API int gyre_loop_free(gyre_loop *loop);
 
 /* Runs the loop (see gyre_run_mode). Returns 0 when no referenced object is
@@ -157,36 +164,45 @@ GYRE_API int gyre_loop_free(gyre_loop *loop);
  * running (from one of its callbacks, or from another thread). On io_uring
  * with SINGLE_ISSUER (Linux 6.0+) the first thread that runs the loop becomes
  * its only runner: a loop may be made on one thread and run on another, but
- * once run it is -EBUSY from any other thread. */
+ * once run it is -EBUSY from any other thread.
+ * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 GYRE_API int gyre_loop_run(gyre_loop *loop, gyre_run_mode mode);
 
-/* Makes gyre_loop_run() return after the current iteration. */
+/* Makes gyre_loop_run() return after the current iteration.
+ * Errors: none. */
 GYRE_API void gyre_loop_stop(gyre_loop *loop);
 
-/* The cached monotonic time in ns, updated at the start of every iteration. */
+/* The cached monotonic time in ns, updated at the start of every iteration.
+ * Errors: none. */
 GYRE_API uint64_t gyre_now(const gyre_loop *loop);
-/* Refreshes the cached time (for long callbacks). */
+/* Refreshes the cached time (for long callbacks).
+ * Errors: none. */
 GYRE_API void gyre_loop_update_time(gyre_loop *loop);
 
-/* The running backend's name ("epoll", ...); static string. */
+/* The running backend's name ("epoll", ...); static string.
+ * Errors: none. */
 GYRE_API const char *gyre_loop_backend(const gyre_loop *loop);
-/* The running backend's GYRE_CAP_* bits. */
+/* The running backend's GYRE_CAP_* bits.
+ * Errors: none. */
 GYRE_API uint32_t gyre_loop_caps(const gyre_loop *loop);
 
 /* An fd that becomes readable when the loop has events to dispatch, for
  * embedding gyre in another loop: when it is readable, or when
  * gyre_loop_timeout() has passed, call gyre_loop_run(loop, GYRE_RUN_NOWAIT).
  * The fd belongs to the loop; do not close or read it. Returns -ENOTSUP on
- * backends without GYRE_CAP_LOOP_FD (select, poll). */
+ * backends without GYRE_CAP_LOOP_FD (select, poll).
+ * Errors: -EINVAL, -ENOTSUP. */
 GYRE_API int gyre_loop_fd(const gyre_loop *loop);
 
 /* Nanoseconds until the loop next has timer work: -1 when it would block
  * forever, 0 when it has work now (an expired timer, an idle hook, pending
- * callbacks). */
+ * callbacks).
+ * Errors: none. */
 GYRE_API int64_t gyre_loop_timeout(const gyre_loop *loop);
 
 /* 1 if the loop has active referenced objects (gyre_loop_run would block),
- * 0 otherwise. */
+ * 0 otherwise.
+ * Errors: none. */
 GYRE_API int gyre_loop_alive(const gyre_loop *loop);
 
 typedef struct gyre_stats {
@@ -208,7 +224,8 @@ typedef struct gyre_stats {
     uint64_t reserved[4];
 } gyre_stats;
 
-/* Copies the loop's counters into *out. Returns 0 or -EINVAL. */
+/* Copies the loop's counters into *out. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_loop_stats(const gyre_loop *loop, gyre_stats *out);
 
 /* ------------------------------------------------------------------------ */
@@ -233,11 +250,13 @@ typedef struct gyre_handle {
 
 /* A referenced active object keeps gyre_loop_run(GYRE_RUN_DEFAULT) running;
  * an unreferenced one does not (but still gets its callbacks while the loop
- * runs). Objects start referenced. Idempotent. */
+ * runs). Objects start referenced. Idempotent.
+ * Errors: none. */
 GYRE_API void gyre_handle_ref(gyre_handle *h);
 GYRE_API void gyre_handle_unref(gyre_handle *h);
 GYRE_API int gyre_handle_has_ref(const gyre_handle *h);
-/* 1 while started (a timer counts until it last fires or is stopped). */
+/* 1 while started (a timer counts until it last fires or is stopped).
+ * Errors: none. */
 GYRE_API int gyre_handle_active(const gyre_handle *h);
 
 /* ------------------------------------------------------------------------ */
@@ -258,7 +277,8 @@ struct gyre_timer {
     } gyre__priv;
 };
 
-/* Prepares *t for use with loop. Returns 0 or -EINVAL. */
+/* Prepares *t for use with loop. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_timer_init(gyre_loop *loop, gyre_timer *t);
 
 /* Fires cb after timeout_ns (0 = on the next iteration), then every repeat_ns
@@ -266,20 +286,27 @@ GYRE_API int gyre_timer_init(gyre_loop *loop, gyre_timer *t);
  * started. Deadlines saturate: a huge timeout never overflows, it just never
  * comes. Starting an active timer restarts it (it is not an error). Returns 0,
  * -EINVAL (NULL cb, uninitialised timer), -ENOMEM (heap growth failed; the
- * timer is then inactive). */
+ * timer is then inactive).
+ * Errors: -EINVAL, -ENOMEM. */
 GYRE_API int gyre_timer_start(gyre_timer *t, gyre_timer_cb cb, uint64_t timeout_ns,
                               uint64_t repeat_ns);
 
-/* Stops the timer; idempotent. Safe inside its own callback. Returns 0. */
+/* Stops the timer; idempotent. Safe inside its own callback. Returns 0.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_timer_stop(gyre_timer *t);
 
 /* Restarts a repeating timer from now with its repeat interval. Returns 0,
- * or -EINVAL if it was never started. A timer with repeat 0 is stopped. */
+ * or -EINVAL if it was never started. A timer with repeat 0 is stopped.
+ * Errors: -EINVAL, -ENOMEM. */
 GYRE_API int gyre_timer_again(gyre_timer *t);
 
+/* Set and read the repeat interval used by gyre_timer_again() and after the
+ * next expiry.
+ * Errors: none. */
 GYRE_API void gyre_timer_set_repeat(gyre_timer *t, uint64_t repeat_ns);
 GYRE_API uint64_t gyre_timer_get_repeat(const gyre_timer *t);
-/* ns until the timer is due (0 if due or inactive). */
+/* ns until the timer is due (0 if due or inactive).
+ * Errors: none. */
 GYRE_API uint64_t gyre_timer_due_in(const gyre_timer *t);
 
 /* ------------------------------------------------------------------------ */
@@ -313,7 +340,8 @@ struct gyre_watch {
 };
 
 /* Prepares *w to watch fd (which the caller keeps owning). Returns 0 or
- * -EINVAL (fd < 0). */
+ * -EINVAL (fd < 0).
+ * Errors: -EINVAL. */
 GYRE_API int gyre_watch_init(gyre_loop *loop, gyre_watch *w, int fd);
 
 /* Starts watching for `events` (GYRE_IN|GYRE_OUT|GYRE_PRI|GYRE_RDHUP, maybe
@@ -325,15 +353,19 @@ GYRE_API int gyre_watch_init(gyre_loop *loop, gyre_watch *w, int fd);
  * FD_SETSIZE); -ENOTSUP (GYRE_EDGE without GYRE_CAP_EDGE); -EEXIST (another
  * active watch has this fd on this loop); -EBADF, -EPERM (epoll: an fd that
  * cannot be polled, such as a regular file), -ENOMEM from the kernel. On
- * failure an active watch stays as it was. */
+ * failure an active watch stays as it was.
+ * Errors: -EINVAL, -ENOTSUP, -EEXIST, -EBADF, -EPERM, -ENOMEM, -ENOSPC. */
 GYRE_API int gyre_watch_start(gyre_watch *w, uint32_t events, gyre_watch_cb cb);
 
 /* Stops watching; idempotent, safe from any callback, including for a watch
  * whose event is already in the batch being dispatched (it is dropped).
  * Call it before closing the fd: an fd closed and reused while a watch is
- * active keeps that watch. Returns 0. */
+ * active keeps that watch. Returns 0.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_watch_stop(gyre_watch *w);
 
+/* The watched fd, or -EINVAL for NULL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_watch_fd(const gyre_watch *w);
 
 /* ------------------------------------------------------------------------ */
@@ -352,16 +384,19 @@ struct gyre_async {
 };
 
 /* Prepares and starts *a: from now until gyre_async_close(), each
- * gyre_async_send() makes cb run on the loop thread. Returns 0, -EINVAL. */
+ * gyre_async_send() makes cb run on the loop thread. Returns 0, -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_async_init(gyre_loop *loop, gyre_async *a, gyre_async_cb cb);
 
 /* Asks for cb to run. Any thread, and async-signal-safe. Sends coalesce:
  * several sends before cb runs give one call; a send made after cb has begun
- * gives another call. Returns 0 (also when coalesced) or -EINVAL. */
+ * gives another call. Returns 0 (also when coalesced) or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_async_send(gyre_async *a);
 
 /* Stops *a. Loop thread only; no send may run concurrently or later. Once it
- * returns, the memory may be reused. Returns 0. */
+ * returns, the memory may be reused. Returns 0.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_async_close(gyre_async *a);
 
 /* ------------------------------------------------------------------------ */
@@ -379,6 +414,8 @@ struct gyre_signal {
     } gyre__priv;
 };
 
+/* Prepares *s for use with loop. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_signal_init(gyre_loop *loop, gyre_signal *s);
 
 /* Calls cb on the loop thread after signo is delivered to the process. One
@@ -388,8 +425,12 @@ GYRE_API int gyre_signal_init(gyre_loop *loop, gyre_signal *s);
  * signal installs gyre's handler (SA_RESTART); stopping the last watcher of
  * that signal in the process restores the disposition found then. Returns 0,
  * -EINVAL (signo out of range, SIGKILL, SIGSTOP, NULL cb). On an active
- * watcher, changes its signal and callback. */
+ * watcher, changes its signal and callback.
+ * Errors: -EINVAL, -ENOSPC. */
 GYRE_API int gyre_signal_start(gyre_signal *s, gyre_signal_cb cb, int signo);
+/* Stops the watcher; idempotent, safe inside its callback. Returns 0, or
+ * -EINVAL for NULL or a watcher never initialised.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_signal_stop(gyre_signal *s);
 
 /* ------------------------------------------------------------------------ */
@@ -414,9 +455,12 @@ struct gyre_hook {
     } gyre__priv;
 };
 
+/* Prepares *h as a hook of the given kind. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_hook_init(gyre_loop *loop, gyre_hook *h, gyre_hook_kind kind);
 /* Hooks of one kind run in start order. Returns 0 or -EINVAL. Starting an
- * active hook only replaces cb. */
+ * active hook only replaces cb.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_hook_start(gyre_hook *h, gyre_hook_cb cb);
 GYRE_API int gyre_hook_stop(gyre_hook *h);
 
@@ -489,7 +533,8 @@ struct gyre_op {
 
 /* Preparation: fill in *op (any previous contents are overwritten; the
  * caller's `data` is kept). They cannot fail; arguments are checked at
- * gyre_submit(). `flags` arguments are the syscall's own flags. */
+ * gyre_submit(). `flags` arguments are the syscall's own flags.
+ * Errors: none. */
 GYRE_API void gyre_op_nop(gyre_op *op);
 GYRE_API void gyre_op_read(gyre_op *op, int fd, void *buf, uint32_t len, uint64_t offset);
 GYRE_API void gyre_op_write(gyre_op *op, int fd, const void *buf, uint32_t len, uint64_t offset);
@@ -501,43 +546,54 @@ GYRE_API void gyre_op_recv(gyre_op *op, int fd, void *buf, uint32_t len, int fla
 GYRE_API void gyre_op_send(gyre_op *op, int fd, const void *buf, uint32_t len, int flags);
 GYRE_API void gyre_op_recvmsg(gyre_op *op, int fd, struct msghdr *msg, int flags);
 GYRE_API void gyre_op_sendmsg(gyre_op *op, int fd, const struct msghdr *msg, int flags);
-/* Result: the new fd (always SOCK_CLOEXEC). addr/addrlen may be NULL. */
+/* Result: the new fd (always SOCK_CLOEXEC). addr/addrlen may be NULL.
+ * Errors: none. */
 GYRE_API void gyre_op_accept(gyre_op *op, int fd, struct sockaddr *addr, socklen_t *addrlen,
                              int flags);
-/* The socket should be non-blocking on readiness backends. Result 0. */
+/* The socket should be non-blocking on readiness backends. Result 0.
+ * Errors: none. */
 GYRE_API void gyre_op_connect(gyre_op *op, int fd, const struct sockaddr *addr, socklen_t addrlen);
 GYRE_API void gyre_op_shutdown(gyre_op *op, int fd, int how);
 /* Closes fd. Ops gyre still holds on fd complete first, with -ECANCELED.
  * Close fds that ops have used with this op rather than close(2): epoll
  * forgets a closed fd by itself, and if the number is reused for a new fd
  * with new ops before the loop next waits, gyre cannot tell the new file from
- * the old one and would wait for readiness never registered. */
+ * the old one and would wait for readiness never registered.
+ * Errors: none. */
 GYRE_API void gyre_op_close(gyre_op *op, int fd);
-/* Result: the new fd (always O_CLOEXEC). */
+/* Result: the new fd (always O_CLOEXEC).
+ * Errors: none. */
 GYRE_API void gyre_op_openat(gyre_op *op, int dirfd, const char *path, int flags, uint32_t mode);
 GYRE_API void gyre_op_statx(gyre_op *op, int dirfd, const char *path, int flags, uint32_t mask,
                             struct statx *out);
-/* datasync = 1 for fdatasync. */
+/* datasync = 1 for fdatasync.
+ * Errors: none. */
 GYRE_API void gyre_op_fsync(gyre_op *op, int fd, int datasync);
-/* One-shot readiness: result is the GYRE_* events that hold. */
+/* One-shot readiness: result is the GYRE_* events that hold.
+ * Errors: none. */
 GYRE_API void gyre_op_poll(gyre_op *op, int fd, uint32_t events);
-/* Completes with 0 after timeout_ns (or -ECANCELED if cancelled first). */
+/* Completes with 0 after timeout_ns (or -ECANCELED if cancelled first).
+ * Errors: none. */
 GYRE_API void gyre_op_timeout(gyre_op *op, uint64_t timeout_ns);
 /* Multishot accept: one completion per connection (result = new fd), with
- * GYRE_OP_MORE until cancelled or the listener fails. */
+ * GYRE_OP_MORE until cancelled or the listener fails.
+ * Errors: none. */
 GYRE_API void gyre_op_accept_multishot(gyre_op *op, int fd);
 /* Multishot recv into buffers of pool: each completion has result = bytes,
  * GYRE_OP_BUFFER and buf_id (give it back with gyre_bufpool_put); result 0
  * without GYRE_OP_MORE is end of stream. When the pool runs dry the op waits
- * for a buffer to be returned (no -ENOBUFS reaches the callback). */
+ * for a buffer to be returned (no -ENOBUFS reaches the callback).
+ * Errors: none. */
 GYRE_API void gyre_op_recv_multishot(gyre_op *op, int fd, gyre_bufpool *pool);
 /* Runs fn(arg) on the pool's lane (GYRE_LANE_*) and completes with its
- * return value. Cancel succeeds only before fn starts. */
+ * return value. Cancel succeeds only before fn starts.
+ * Errors: none. */
 typedef int64_t (*gyre_work_fn)(void *arg);
 GYRE_API void gyre_op_work(gyre_op *op, gyre_work_fn fn, void *arg, int lane);
 
 /* More file and path operations (each is a syscall on the pool where the
- * file engine cannot carry it; gyre_loop_stats() counts those). */
+ * file engine cannot carry it; gyre_loop_stats() counts those).
+ * Errors: none. */
 GYRE_API void gyre_op_ftruncate(gyre_op *op, int fd, uint64_t len);
 GYRE_API void gyre_op_fallocate(gyre_op *op, int fd, int mode, uint64_t offset, uint64_t len);
 GYRE_API void gyre_op_unlinkat(gyre_op *op, int dirfd, const char *path, int flags);
@@ -545,11 +601,13 @@ GYRE_API void gyre_op_renameat(gyre_op *op, int olddirfd, const char *oldpath, i
                                const char *newpath, unsigned flags);
 GYRE_API void gyre_op_mkdirat(gyre_op *op, int dirfd, const char *path, uint32_t mode);
 /* Copies len bytes (at most INT32_MAX) from fd_in at off_in to fd_out at
- * off_out; result: bytes copied. */
+ * off_out; result: bytes copied.
+ * Errors: none. */
 GYRE_API void gyre_op_copy_file_range(gyre_op *op, int fd_in, uint64_t off_in, int fd_out,
                                       uint64_t off_out, uint32_t len, unsigned flags);
 /* Reads directory entries of dirfd into buf as struct linux_dirent64
- * records (getdents64); result: bytes filled, 0 at the end. */
+ * records (getdents64); result: bytes filled, 0 at the end.
+ * Errors: none. */
 GYRE_API void gyre_op_readdir(gyre_op *op, int dirfd, void *buf, uint32_t len);
 
 /* The O_DIRECT rules of fd: buffer address alignment in *mem, offset and
@@ -557,18 +615,21 @@ GYRE_API void gyre_op_readdir(gyre_op *op, int dirfd, void *buf, uint32_t len);
  * block size). Returns 0, -EINVAL (fd does not allow O_DIRECT, or NULL
  * pointers) or -errno. On every file engine a read or write on an O_DIRECT
  * fd that breaks these rules completes with -EINVAL before it is submitted:
- * nothing reads or writes the memory. */
+ * nothing reads or writes the memory.
+ * Errors: -EINVAL, -EBADF, -ENOMEM. */
 GYRE_API int gyre_file_alignment(int fd, uint32_t *mem, uint32_t *off);
 
 /* Gives the op a deadline: if not complete timeout_ns after it starts (its
  * submission, or for a linked op the end of the op before it, as io_uring's
  * linked timeouts count) it is cancelled and completes with -ETIME (or with
  * its real result if that came first). Call after the gyre_op_<name>() and
- * before gyre_submit(). Not for TIMEOUT ops (-EINVAL at submit). */
+ * before gyre_submit(). Not for TIMEOUT ops (-EINVAL at submit).
+ * Errors: none. */
 GYRE_API void gyre_op_set_deadline(gyre_op *op, uint64_t timeout_ns);
 /* Links op to the next op submitted on the same loop: that one starts only
  * after this one succeeds (a read or write must also be whole); otherwise
- * it, and the rest of the chain, completes with -ECANCELED. */
+ * it, and the rest of the chain, completes with -ECANCELED.
+ * Errors: none. */
 GYRE_API void gyre_op_set_link(gyre_op *op);
 
 /* Submits a prepared op; cb runs on the loop thread, never inside this call.
@@ -578,13 +639,15 @@ GYRE_API void gyre_op_set_link(gyre_op *op);
  * multishot recv without a pool of this loop, a link on a multishot, a
  * deadline on a timeout), -EBUSY (the op is in flight), -ENOMEM. On
  * error nothing is queued and cb never runs. A full io_uring submission
- * queue is not an error: the op waits its turn. */
+ * queue is not an error: the op waits its turn.
+ * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb);
 
 /* Asks for op to be cancelled. Returns 0 if the request was made (op still
  * completes once: -ECANCELED if the cancel took effect, its real result
  * otherwise), -ENOENT if op is not in flight on loop, -EALREADY if a cancel
- * was already requested. */
+ * was already requested.
+ * Errors: -EINVAL, -ENOENT, -EALREADY. */
 GYRE_API int gyre_cancel(gyre_loop *loop, gyre_op *op);
 
 /* ------------------------------------------------------------------------ */
@@ -593,15 +656,21 @@ GYRE_API int gyre_cancel(gyre_loop *loop, gyre_op *op);
 
 /* A loop-owned set of `count` buffers of `size` bytes (count a power of two,
  * at most 32768; size > 0). On io_uring it is a provided-buffer ring the
- * kernel picks from; elsewhere gyre picks. Returns 0, -EINVAL, -ENOMEM. */
+ * kernel picks from; elsewhere gyre picks. Returns 0, -EINVAL, -ENOMEM, or
+ * -ENOSPC (io_uring: the loop has 65536 pools already).
+ * Errors: -EINVAL, -ENOMEM, -ENOSPC. */
 GYRE_API int gyre_bufpool_new(gyre_loop *loop, gyre_bufpool **pool, uint32_t count, uint32_t size);
-/* Frees the pool; -EBUSY while an op uses it or buffers are out. */
+/* Frees the pool; -EBUSY while an op uses it or buffers are out.
+ * Errors: -EINVAL, -EBUSY. */
 GYRE_API int gyre_bufpool_free(gyre_bufpool *pool);
-/* The memory of buffer id (size bytes). */
+/* The memory of buffer id (size bytes).
+ * Errors: none. */
 GYRE_API void *gyre_bufpool_buf(gyre_bufpool *pool, uint32_t id);
-/* Returns buffer id to the pool. Returns 0 or -EINVAL (not out). */
+/* Returns buffer id to the pool. Returns 0 or -EINVAL (not out).
+ * Errors: -EINVAL. */
 GYRE_API int gyre_bufpool_put(gyre_bufpool *pool, uint32_t id);
-/* Buffers currently in the pool (not handed out). */
+/* Buffers currently in the pool (not handed out).
+ * Errors: none. */
 GYRE_API uint32_t gyre_bufpool_available(const gyre_bufpool *pool);
 
 /* ------------------------------------------------------------------------ */
@@ -620,9 +689,11 @@ typedef struct gyre_pool_opts {
 } gyre_pool_opts;
 
 /* Makes a thread pool that any number of loops may share (opts may be NULL).
- * Threads start when first needed. Returns 0, -EINVAL, -ENOMEM. Any thread. */
+ * Threads start when first needed. Returns 0, -EINVAL, -ENOMEM. Any thread.
+ * Errors: -EINVAL, -ENOMEM. */
 GYRE_API int gyre_pool_new(gyre_pool **pool, const gyre_pool_opts *opts);
-/* Frees the pool; -EBUSY while a loop uses it. */
+/* Frees the pool; -EBUSY while a loop uses it.
+ * Errors: -EINVAL, -EBUSY. */
 GYRE_API int gyre_pool_free(gyre_pool *pool);
 
 /* ------------------------------------------------------------------------ */
@@ -644,13 +715,15 @@ typedef struct gyre_info {
     uint64_t reserved[3];
 } gyre_info;
 
-/* Fills *out. Returns 0 or -EINVAL. */
+/* Fills *out. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_loop_info(const gyre_loop *loop, gyre_info *out);
 
 /* In a child after fork(): gives loop new kernel objects (wakeup eventfd,
  * epoll fd or ring) without touching the parent's, re-registers every watch,
  * and completes every op that was in the kernel or a worker with -ECANCELED
- * (they belong to the parent). Returns 0 or -errno. */
+ * (they belong to the parent). Returns 0 or -errno.
+ * Errors: -EINVAL, -EBUSY, -ENOMEM, -EMFILE, -ENFILE. */
 GYRE_API int gyre_loop_fork(gyre_loop *loop);
 
 /* ------------------------------------------------------------------------ */

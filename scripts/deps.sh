@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/deps.sh: makes sure the Debian packages a make target needs are installed.
 #
-#   scripts/deps.sh GROUP...     groups: build sanitize format valgrind plot all
+#   scripts/deps.sh GROUP...     groups: build test sanitize format valgrind plot all
 #
 # Checks with dpkg-query. If a package is missing: as root, runs `apt-get update` (once)
 # and `apt-get install -y --no-install-recommends`; otherwise prints the exact sudo command
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 {build|sanitize|format|valgrind|plot|all}..." >&2
+    echo "usage: $0 {build|test|sanitize|format|valgrind|plot|all}..." >&2
     exit 2
 }
 
@@ -22,6 +22,8 @@ usage() {
 group_pkgs() {
     case "$1" in
     build) echo "cmake gcc libc6-dev make pkg-config liburing-dev" ;;
+    # The man_pages test lints every page with mandoc.
+    test) echo "mandoc" ;;
     sanitize) echo "clang libclang-rt-14-dev" ;;
     format) echo "clang-format-14" ;;
     valgrind) echo "valgrind" ;;
@@ -42,7 +44,7 @@ fi
 groups=()
 for g in "$@"; do
     if [ "$g" = all ]; then
-        groups+=(build sanitize format valgrind plot)
+        groups+=(build test sanitize format valgrind plot)
     else
         group_pkgs "$g" >/dev/null
         groups+=("$g")

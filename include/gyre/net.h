@@ -122,33 +122,43 @@ struct gyre_listener {
  * arguments, bad opts, unknown family), or the -errno of socket, bind or
  * listen (-EADDRINUSE, -EACCES, -EMFILE, ...); on failure nothing is left
  * open and no callback runs. Loop thread; l must stay put until the close
- * callback. */
+ * callback.
+ * Errors: -EINVAL, -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -EAFNOSUPPORT, -EMFILE, -ENFILE,
+ * -ENOBUFS, -ENOMEM, -ENOENT, -ENOTDIR, -EROFS. */
 GYRE_API int gyre_listen(gyre_loop *loop, gyre_listener *l, const struct sockaddr *addr,
                          socklen_t addrlen, const gyre_listen_opts *opts, gyre_accept_cb cb);
 /* The same on a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "0.0.0.0";
  * NULL = "0.0.0.0"; never a name: no resolution happens) and port (0 = an
- * ephemeral port, see gyre_listener_port). -EINVAL for a non-numeric host. */
+ * ephemeral port, see gyre_listener_port). -EINVAL for a non-numeric host.
+ * Errors: -EINVAL, -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -EAFNOSUPPORT, -EMFILE, -ENFILE,
+ * -ENOBUFS, -ENOMEM. */
 GYRE_API int gyre_listen_tcp(gyre_loop *loop, gyre_listener *l, const char *host, uint16_t port,
                              const gyre_listen_opts *opts, gyre_accept_cb cb);
 /* The same on a Unix-domain stream socket at path; a path starting with '@'
  * names an abstract socket (the '@' becomes the leading NUL byte). Returns
- * -ENAMETOOLONG if path does not fit sun_path. */
+ * -ENAMETOOLONG if path does not fit sun_path.
+ * Errors: -EINVAL, -ENAMETOOLONG, -EADDRINUSE, -EACCES, -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM,
+ * -ENOENT, -ENOTDIR, -EROFS. */
 GYRE_API int gyre_listen_unix(gyre_loop *loop, gyre_listener *l, const char *path,
                               const gyre_listen_opts *opts, gyre_accept_cb cb);
 
 /* The listening fd (owned by the listener: do not close it), or -EBADF once
- * closing. */
+ * closing.
+ * Errors: -EBADF. */
 GYRE_API int gyre_listener_fd(const gyre_listener *l);
-/* The bound TCP port (host order), or -errno (-EAFNOSUPPORT for Unix). */
+/* The bound TCP port (host order), or -errno (-EAFNOSUPPORT for Unix).
+ * Errors: -EBADF, -EAFNOSUPPORT. */
 GYRE_API int gyre_listener_port(const gyre_listener *l);
-/* Copies the counters into *out. Returns 0 or -EINVAL. */
+/* Copies the counters into *out. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_listener_stats(const gyre_listener *l, gyre_listen_stats *out);
 
 /* Stops accepting and closes the listening socket and the reserve fd. No
  * accept or event callback runs after this returns; cb (may be NULL) runs
  * once on a later iteration, after the kernel has let go of everything, and
  * from then on l may be freed or reused. Safe inside the listener's own
- * callbacks. Returns 0, or -EALREADY if already closing. */
+ * callbacks. Returns 0, or -EALREADY if already closing.
+ * Errors: -EINVAL, -EALREADY. */
 GYRE_API int gyre_listener_close(gyre_listener *l, gyre_listener_close_cb cb);
 
 /* ------------------------------------------------------------------------ */
@@ -188,7 +198,8 @@ struct gyre_getaddrinfo_req {
  * runs exactly once), or -EINVAL (NULL req/loop/cb, both names NULL, a name
  * longer than GYRE_HOSTNAME_MAX / GYRE_SERVICE_MAX), -EBUSY (req in flight),
  * -ENOMEM. Loop thread; req must stay put until cb, and may be reused or
- * freed inside cb. */
+ * freed inside cb.
+ * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 GYRE_API int gyre_getaddrinfo(gyre_loop *loop, gyre_getaddrinfo_req *req, const char *node,
                               const char *service, const struct addrinfo *hints,
                               gyre_getaddrinfo_cb cb);
@@ -196,9 +207,11 @@ GYRE_API int gyre_getaddrinfo(gyre_loop *loop, gyre_getaddrinfo_req *req, const 
  * never runs and completes with -ECANCELED. One a worker already runs cannot
  * be interrupted (getaddrinfo has no cancel): it completes with its real
  * result, which the caller then owns as usual. Returns 0, -ENOENT (not in
- * flight), -EALREADY (already asked). Loop thread. */
+ * flight), -EALREADY (already asked). Loop thread.
+ * Errors: -ENOENT, -EALREADY. */
 GYRE_API int gyre_getaddrinfo_cancel(gyre_getaddrinfo_req *req);
-/* Frees a list from gyre_getaddrinfo (NULL is ignored). Any thread. */
+/* Frees a list from gyre_getaddrinfo (NULL is ignored). Any thread.
+ * Errors: none. */
 GYRE_API void gyre_freeaddrinfo(struct addrinfo *res);
 
 /* ------------------------------------------------------------------------ */
@@ -256,12 +269,14 @@ struct gyre_connect_req {
  * cancelled and their sockets closed before cb runs. cb runs exactly once.
  * Returns 0, -EINVAL (NULL arguments, bad opts, names too long), -EBUSY (req
  * in flight), -ENOMEM. Loop thread; req must stay put until cb, and may be
- * reused or freed inside it. */
+ * reused or freed inside it.
+ * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *host,
                           const char *port, const gyre_connect_opts *opts, gyre_connect_cb cb);
 /* Ends req with -ECANCELED (unless it already has its result, which cb then
  * gets). cb still runs once, on a later iteration. Returns 0, -ENOENT (not
- * in flight), -EALREADY (already decided). Loop thread. */
+ * in flight), -EALREADY (already decided). Loop thread.
+ * Errors: -ENOENT, -EALREADY. */
 GYRE_API int gyre_connect_cancel(gyre_connect_req *req);
 
 /* ------------------------------------------------------------------------ */
@@ -342,13 +357,17 @@ struct gyre_udp_send_req {
 /* Makes a UDP socket of addr's family bound to addr (port 0: ephemeral).
  * opts may be NULL. Returns 0 (u is open until gyre_udp_close), -EINVAL,
  * or the -errno of socket, setsockopt or bind. On failure nothing is left
- * open. Loop thread; u must stay put until the close callback. */
+ * open. Loop thread; u must stay put until the close callback.
+ * Errors: -EINVAL, -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -EAFNOSUPPORT, -EMFILE, -ENFILE,
+ * -ENOBUFS, -ENOMEM. */
 GYRE_API int gyre_udp_open(gyre_loop *loop, gyre_udp *u, const struct sockaddr *addr,
                            socklen_t addrlen, const gyre_udp_opts *opts);
-/* The socket (owned by u: do not close it). */
+/* The socket (owned by u: do not close it).
+ * Errors: -EBADF. */
 GYRE_API int gyre_udp_fd(const gyre_udp *u);
 /* getsockname(2) into addr (*len in: its size, out: the address's). 0 or
- * -errno. */
+ * -errno.
+ * Errors: -EINVAL, -EBADF, -ENOBUFS. */
 GYRE_API int gyre_udp_sockname(const gyre_udp *u, struct sockaddr *addr, socklen_t *len);
 
 /* Starts receiving: cb runs once per datagram with its source address, read
@@ -358,30 +377,36 @@ GYRE_API int gyre_udp_sockname(const gyre_udp *u, struct sockaddr *addr, socklen
  * change), and reused for every datagram. On an active receive, replaces
  * cb. Returns 0, -EINVAL (batch 0 or over GYRE_UDP_BATCH_MAX, size 0 or over
  * GYRE_UDP_SIZE_MAX, NULL cb), -ENOMEM, -EBUSY (closing, or changing batch
- * or size while datagrams read before a stop wait to be delivered). */
+ * or size while datagrams read before a stop wait to be delivered).
+ * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 #define GYRE_UDP_SIZE_MAX 65536u
 GYRE_API int gyre_udp_recv_start(gyre_udp *u, uint32_t batch, uint32_t size, gyre_udp_recv_cb cb);
 /* Stops receiving; synchronous: no recv callback runs after it returns
  * (safe inside one). Datagrams already read in the current batch are kept
- * and delivered first after the next gyre_udp_recv_start. Returns 0. */
+ * and delivered first after the next gyre_udp_recv_start. Returns 0.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_udp_recv_stop(gyre_udp *u);
 
 /* Sends one datagram of len bytes from buf to addr (NULL on a connected
  * socket) as an operation: cb runs once with the bytes sent or -errno. buf
  * and addr stay the caller's and must stay valid until cb. Returns 0, or
- * -EINVAL, -EBUSY (req in flight), -EBADF (closing). Loop thread. */
+ * -EINVAL, -EBUSY (req in flight), -EBADF (closing). Loop thread.
+ * Errors: -EINVAL, -EBUSY, -EBADF, -ENOMEM. */
 GYRE_API int gyre_udp_send(gyre_udp *u, gyre_udp_send_req *req, const void *buf, uint32_t len,
                            const struct sockaddr *addr, socklen_t addrlen, gyre_udp_send_cb cb);
 /* Sends count datagrams now, without waiting, with one sendmmsg per
  * GYRE_UDP_BATCH_MAX of them. Returns how many went (the first n; 0 <= n
  * <= count), or -errno when none did (-EAGAIN: the socket buffer is full,
  * try again later; -EMSGSIZE, ...). The memory may be reused on return.
- * Loop thread. */
+ * Loop thread.
+ * Errors: -EINVAL, -EBADF, -EAGAIN, -EMSGSIZE, -ENOBUFS, -ENOMEM, -EACCES, -ECONNREFUSED,
+ * -EDESTADDRREQ, -EHOSTUNREACH, -ENETUNREACH, -EPERM. */
 GYRE_API int gyre_udp_try_send(gyre_udp *u, const gyre_udp_msg *msgs, uint32_t count);
 
 /* Stops receiving and closes the socket; sends in flight complete first
  * with -ECANCELED (or their result). cb (may be NULL) runs once on a later
- * iteration; from then on u may be freed or reused. Returns 0 or -EALREADY. */
+ * iteration; from then on u may be freed or reused. Returns 0 or -EALREADY.
+ * Errors: -EINVAL, -EALREADY. */
 GYRE_API int gyre_udp_close(gyre_udp *u, gyre_udp_close_cb cb);
 
 #ifdef __cplusplus

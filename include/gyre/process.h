@@ -104,14 +104,17 @@ struct gyre_process {
  * cannot be watched: the child is killed and reaped and -EINVAL returned.
  * opts and the strings it points to may be reused once gyre_spawn()
  * returns. p must stay valid and unmoved until cb has run or
- * gyre_process_close() is called. */
+ * gyre_process_close() is called.
+ * Errors: -EINVAL, -ENOENT, -EACCES, -ENOEXEC, -ENOTDIR, -ELOOP, -ENAMETOOLONG, -E2BIG,
+ * -ETXTBSY, -EMFILE, -ENFILE, -ENOMEM, -EAGAIN, -EPERM, -ENOSPC. */
 GYRE_API int gyre_spawn(gyre_loop *loop, gyre_process *p, const gyre_spawn_opts *opts,
                         gyre_process_cb cb);
 
 /* Sends signo to the child: through its pidfd (pidfd_send_signal), so
  * never to a process that reused its pid. Returns 0, -ESRCH (it has ended
  * and been reported, or the process is closed), -EINVAL (bad signo, p not
- * spawned), -EPERM. Signal 0 checks that the child is still there. */
+ * spawned), -EPERM. Signal 0 checks that the child is still there.
+ * Errors: -EINVAL, -ESRCH, -EPERM. */
 GYRE_API int gyre_process_kill(gyre_process *p, int signo);
 
 /* Stops watching the child; idempotent; safe inside the callback. After
@@ -120,13 +123,15 @@ GYRE_API int gyre_process_kill(gyre_process *p, int signo);
  * wanted): gyre hands it to a reaper thread of its own that waits for it
  * and reaps it, so it never stays a zombie. Returns 0, or -ENOMEM (no
  * room to hand the child over: nothing changed, p is still watched). p must
- * have been given to a gyre_spawn() that succeeded. */
+ * have been given to a gyre_spawn() that succeeded.
+ * Errors: -EINVAL, -ENOMEM. */
 GYRE_API int gyre_process_close(gyre_process *p);
 
 /* Like gyre_handle_ref()/unref() for the process: an unreferenced process
  * does not keep gyre_loop_run(GYRE_RUN_DEFAULT) running, but its callback
  * still runs while the loop runs. Processes start referenced. Valid from
- * gyre_spawn()'s success on; idempotent. */
+ * gyre_spawn()'s success on; idempotent.
+ * Errors: none. */
 GYRE_API void gyre_process_ref(gyre_process *p);
 GYRE_API void gyre_process_unref(gyre_process *p);
 
@@ -175,7 +180,8 @@ struct gyre_fswatch {
     } gyre__priv;
 };
 
-/* Prepares *w for loop. Returns 0 or -EINVAL. */
+/* Prepares *w for loop. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_fswatch_init(gyre_loop *loop, gyre_fswatch *w);
 
 /* Watches path (a file or a directory; not recursive; a symlink is
@@ -191,16 +197,20 @@ GYRE_API int gyre_fswatch_init(gyre_loop *loop, gyre_fswatch *w);
  * Returns 0; -EINVAL (NULL cb, no event or an unknown bit in mask, not
  * initialised), -EBUSY (already active), -ENOENT, -EACCES, -ENOTDIR (from
  * inotify_add_watch), -EMFILE (fds or inotify instances used up), -ENOSPC
- * (fs.inotify.max_user_watches), -ENOMEM. path may be reused on return. */
+ * (fs.inotify.max_user_watches), -ENOMEM. path may be reused on return.
+ * Errors: -EINVAL, -EBUSY, -ENOENT, -EACCES, -ENOTDIR, -ELOOP, -ENAMETOOLONG, -EMFILE, -ENFILE,
+ * -ENOSPC, -ENOMEM. */
 GYRE_API int gyre_fswatch_start(gyre_fswatch *w, const char *path, uint32_t mask,
                                 gyre_fswatch_cb cb);
 
 /* Stops watching and frees the inotify instance; idempotent; safe inside
  * the callback (later events of the batch are dropped). Then the memory
- * may be reused, or the fswatch started again. Returns 0. */
+ * may be reused, or the fswatch started again. Returns 0.
+ * Errors: none. */
 GYRE_API int gyre_fswatch_stop(gyre_fswatch *w);
 
-/* As gyre_process_ref()/unref(), for an fswatch (kept across restarts). */
+/* As gyre_process_ref()/unref(), for an fswatch (kept across restarts).
+ * Errors: none. */
 GYRE_API void gyre_fswatch_ref(gyre_fswatch *w);
 GYRE_API void gyre_fswatch_unref(gyre_fswatch *w);
 

@@ -159,10 +159,12 @@ struct gyre_stream {
  * ttys, character devices). flags: 0 or GYRE_STREAM_FDPASS (a Unix-domain
  * stream socket). Returns 0; -EINVAL (NULL loop or s, fd < 0, unknown flags,
  * FDPASS on something that is not a socket); -EBADF (fd not open). On
- * failure the caller keeps the fd. */
+ * failure the caller keeps the fd.
+ * Errors: -EINVAL, -EBADF. */
 GYRE_API int gyre_stream_init(gyre_loop *loop, gyre_stream *s, int fd, uint32_t flags);
 
-/* The stream's fd (for getsockname and the like; do not close or read it). */
+/* The stream's fd (for getsockname and the like; do not close or read it).
+ * Errors: -EINVAL. */
 GYRE_API int gyre_stream_fd(const gyre_stream *s);
 
 /* Starts reading: cb runs for each chunk of bytes, then once at end of stream
@@ -175,7 +177,8 @@ GYRE_API int gyre_stream_fd(const gyre_stream *s);
  * NULL pool for a socket, a pool of another loop); -EALREADY (already
  * reading); -EBUSY (a socket's previous receive is still winding down from
  * gyre_stream_read_stop() with another pool); -EBADF (the stream is closing);
- * -ENOMEM (the own buffer). */
+ * -ENOMEM (the own buffer).
+ * Errors: -EINVAL, -EALREADY, -EBUSY, -EBADF, -ENOMEM. */
 GYRE_API int gyre_stream_read_start(gyre_stream *s, gyre_bufpool *pool, gyre_stream_read_cb cb);
 
 /* Stops reading: the receive in flight is cancelled, so nothing more is taken
@@ -186,7 +189,8 @@ GYRE_API int gyre_stream_read_start(gyre_stream *s, gyre_bufpool *pool, gyre_str
  * after this call returns and before the stop is complete; none is held
  * back or lost. An end of stream or error that the cancelled receive ran into
  * is not delivered: the next read meets it again. No callback marks the stop. Idempotent; returns
- * 0, or -EINVAL for NULL. gyre_stream_read_start() may be called again at once. */
+ * 0, or -EINVAL for NULL. gyre_stream_read_start() may be called again at once.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_stream_read_stop(gyre_stream *s);
 
 /* Inside the read callback for nread > 0 only: takes ownership of the pool
@@ -194,7 +198,8 @@ GYRE_API int gyre_stream_read_stop(gyre_stream *s);
  * returns. Returns its id (give it back with gyre_bufpool_put() on the pool
  * passed to gyre_stream_read_start(), at any later time), -ENOTSUP when the
  * bytes are in the stream's own buffer (no pool), or -EINVAL outside a read
- * callback with data. */
+ * callback with data.
+ * Errors: -EINVAL, -ENOTSUP. */
 GYRE_API int gyre_stream_read_keep(gyre_stream *s);
 
 /* Queues a write of iov[0..iovcnt) (at most IOV_MAX buffers, at most
@@ -205,7 +210,8 @@ GYRE_API int gyre_stream_read_keep(gyre_stream *s);
  * Returns 0; -EINVAL (NULL argument, iovcnt 0 or over IOV_MAX, too many
  * bytes); -EBADF (the stream is closing); -EPIPE (after
  * gyre_stream_shutdown()); or the error that already broke the write side
- * (-EPIPE, -ECONNRESET, ...). Never raises SIGPIPE. */
+ * (-EPIPE, -ECONNRESET, ...). Never raises SIGPIPE.
+ * Errors: -EINVAL, -EBADF, -EPIPE, -ECONNRESET, -ETIMEDOUT, -EHOSTUNREACH, -ENETUNREACH, -EIO. */
 GYRE_API int gyre_stream_write(gyre_stream *s, gyre_stream_write_req *req, const struct iovec *iov,
                                uint32_t iovcnt, gyre_stream_write_cb cb);
 
@@ -215,13 +221,15 @@ GYRE_API int gyre_stream_write(gyre_stream *s, gyre_stream_write_req *req, const
  * byte. The caller keeps owning its descriptors (the receiver gets
  * duplicates) and keeps the fds array valid until cb. Returns as
  * gyre_stream_write(), and -EINVAL also for a stream without FDPASS, nfds 0 or
- * over GYRE_STREAM_MAX_FDS, or no bytes. */
+ * over GYRE_STREAM_MAX_FDS, or no bytes.
+ * Errors: -EINVAL, -EBADF, -EPIPE, -ECONNRESET, -ETIMEDOUT, -EHOSTUNREACH, -ENETUNREACH, -EIO. */
 GYRE_API int gyre_stream_write_fds(gyre_stream *s, gyre_stream_write_req *req,
                                    const struct iovec *iov, uint32_t iovcnt, const int *fds,
                                    uint32_t nfds, gyre_stream_write_cb cb);
 
 /* Bytes queued for writing and not yet taken by the kernel (back-pressure on
- * the write side: stop producing while this is large). */
+ * the write side: stop producing while this is large).
+ * Errors: none. */
 GYRE_API uint64_t gyre_stream_write_queue_size(const gyre_stream *s);
 
 /* Half-closes a socket: once every write queued before this call has
@@ -230,7 +238,9 @@ GYRE_API uint64_t gyre_stream_write_queue_size(const gyre_stream *s);
  * of stream. cb (may be NULL) runs once with the result. Writes after this
  * call return -EPIPE. Returns 0; -EALREADY (shutdown already asked for: a
  * second shutdown is harmless and has no callback); -ENOTSOCK (not a socket:
- * close a pipe instead); -EBADF (closing); -EINVAL (NULL s). */
+ * close a pipe instead); -EBADF (closing); -EINVAL (NULL s); -ENOMEM (the
+ * shutdown could not be submitted).
+ * Errors: -EINVAL, -EALREADY, -ENOTSOCK, -EBADF, -ENOMEM. */
 GYRE_API int gyre_stream_shutdown(gyre_stream *s, gyre_stream_shutdown_cb cb);
 
 /* Closes the stream: cancels its read and write operations, completes every
@@ -239,11 +249,13 @@ GYRE_API int gyre_stream_shutdown(gyre_stream *s, gyre_stream_shutdown_cb cb);
  * -ECANCELED, a pending shutdown callback with -ECANCELED, closes the fd, and
  * then calls cb (required), after which the memory may be freed. Safe from
  * any of the stream's callbacks. Returns 0; -EINVAL (NULL); -EALREADY
- * (already closing: cb will not run twice). */
+ * (already closing: cb will not run twice).
+ * Errors: -EINVAL, -EALREADY. */
 GYRE_API int gyre_stream_close(gyre_stream *s, gyre_stream_close_cb cb);
 
 /* 1 from gyre_stream_close() (or a write timeout) until the memory may be
- * freed, i.e. while closing; 0 otherwise. */
+ * freed, i.e. while closing; 0 otherwise.
+ * Errors: none. */
 GYRE_API int gyre_stream_is_closing(const gyre_stream *s);
 
 /* Calls cb when neither reading nor writing has made progress (bytes read,
@@ -251,7 +263,8 @@ GYRE_API int gyre_stream_is_closing(const gyre_stream *s);
  * progress; then again after each further timeout_ns of silence, until the
  * stream closes (the usual cb closes it). 0 turns it off. The timer does not
  * keep gyre_loop_run() running by itself. Returns 0, -EINVAL (NULL s, or a
- * NULL cb with a timeout), -EBADF (closing). */
+ * NULL cb with a timeout), -EBADF (closing).
+ * Errors: -EINVAL, -EBADF. */
 GYRE_API int gyre_stream_set_idle_timeout(gyre_stream *s, uint64_t timeout_ns,
                                           gyre_stream_idle_cb cb);
 
@@ -259,19 +272,23 @@ GYRE_API int gyre_stream_set_idle_timeout(gyre_stream *s, uint64_t timeout_ns,
  * oldest pending write misses its time, it completes with -ETIME and the
  * stream closes as gyre_stream_close(s, close_cb) would (the other writes
  * -ECANCELED, then close_cb). 0 turns it off for later writes. Returns 0,
- * -EINVAL (NULL s, or NULL close_cb with a timeout), -EBADF (closing). */
+ * -EINVAL (NULL s, or NULL close_cb with a timeout), -EBADF (closing).
+ * Errors: -EINVAL, -EBADF. */
 GYRE_API int gyre_stream_set_write_timeout(gyre_stream *s, uint64_t timeout_ns,
                                            gyre_stream_close_cb close_cb);
 
 /* TCP_NODELAY on (1) or off (0). Returns 0 or -errno (-ENOTSOCK,
- * -EOPNOTSUPP for a socket that is not TCP). */
+ * -EOPNOTSUPP for a socket that is not TCP).
+ * Errors: -EINVAL, -ENOTSOCK, -EOPNOTSUPP, -EBADF. */
 GYRE_API int gyre_stream_set_nodelay(gyre_stream *s, int on);
 
 /* SO_KEEPALIVE on or off; with on and idle_s > 0 also TCP_KEEPIDLE (seconds
- * of silence before the first probe). Returns 0 or -errno. */
+ * of silence before the first probe). Returns 0 or -errno.
+ * Errors: -EINVAL, -ENOTSOCK, -EOPNOTSUPP, -EBADF. */
 GYRE_API int gyre_stream_set_keepalive(gyre_stream *s, int on, uint32_t idle_s);
 
-/* Copies the stream's counters into *out. Returns 0 or -EINVAL. */
+/* Copies the stream's counters into *out. Returns 0 or -EINVAL.
+ * Errors: -EINVAL. */
 GYRE_API int gyre_stream_get_stats(const gyre_stream *s, gyre_stream_stats *out);
 
 #endif
