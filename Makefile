@@ -52,7 +52,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
 	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 
 .PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
-	deps help fuzz valgrind soak test-mutants
+	deps help fuzz valgrind soak test-mutants reuse-lint
 
 all: build
 
@@ -130,6 +130,14 @@ format-check:
 	@$(DEPS) format
 	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
 
+# REUSE compliance (LICENSE, LICENSES/, .reuse/dep5, an SPDX header in every other file);
+# then the SPDX lines must be at the top and name the gyre authors, as scripts/spdx.sh puts
+# them (run it to add missing ones).
+reuse-lint:
+	@$(DEPS) reuse
+	reuse lint
+	scripts/spdx.sh --check
+
 install: build
 	$(CMAKE) --install $(BUILD) --prefix "$(PREFIX)"
 
@@ -152,6 +160,7 @@ help:
 	@echo 'make valgrind     stream and net tests on epoll under valgrind memcheck'
 	@echo 'make format       clang-format -i over include src test tools examples'
 	@echo 'make format-check the same, failing on any difference'
+	@echo 'make reuse-lint   reuse lint (licenses) and scripts/spdx.sh --check (SPDX headers)'
 	@echo 'make install PREFIX=/usr/local   headers, libraries, gyre.pc, CMake package'
 	@echo 'make deps         install every Debian package the targets above use'
 	@echo 'make clean        remove the build directories'
