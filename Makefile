@@ -116,7 +116,8 @@ fuzz:
 	@$(CMAKE_ENV) $(MAKE) --no-print-directory -f fuzz/Makefile run -j $(JOBS) CLANG=$(CLANG) \
 		FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-# Stream and network tests on epoll under valgrind memcheck (scripts/valgrind.sh).
+# Stream and network tests on epoll, then the file tests on the linuxaio engine, under
+# valgrind memcheck with scripts/gyre.supp (scripts/valgrind.sh).
 valgrind:
 	@$(DEPS) build valgrind
 	@$(MAKE) --no-print-directory build
@@ -157,7 +158,7 @@ help:
 	@echo 'make clang        clang -Werror build into $(BUILD_CLANG)/ (warning check)'
 	@echo 'make sanitize     clang ASan+UBSan build into $(BUILD_ASAN)/ + the whole matrix'
 	@echo 'make tsan         clang TSan build into $(BUILD_TSAN)/ + the tests labelled threads'
-	@echo 'make valgrind     stream and net tests on epoll under valgrind memcheck'
+	@echo 'make valgrind     stream/net tests on epoll, file tests on linuxaio, under memcheck'
 	@echo 'make format       clang-format -i over include src test tools examples'
 	@echo 'make format-check the same, failing on any difference'
 	@echo 'make reuse-lint   reuse lint (licenses) and scripts/spdx.sh --check (SPDX headers)'
