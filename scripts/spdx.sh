@@ -11,7 +11,8 @@
 #                              a type this script does not know) and exits 1 if there are any
 #
 # Files: those git tracks plus new ones git does not ignore (so a page just written under man/
-# is covered before its first commit), or the FILEs given. Left alone: symbolic links, LICENSE
+# is covered before its first commit; outside a git checkout, all but build*/), or the FILEs
+# given. Left alone: symbolic links, LICENSE
 # and LICENSES/, and the data and documentation that .reuse/dep5 covers; its Files: patterns
 # are read here, so that file is the one list of what needs no header.
 #
@@ -133,8 +134,12 @@ fi
 
 if [ $# -gt 0 ]; then
     files=("$@")
-else
+elif git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     mapfile -t files < <(git ls-files --cached --others --exclude-standard | sort -u)
+else
+    # Not a git checkout (an unpacked release): every file but build output.
+    mapfile -t files < <(find . \( -name .git -o -name 'build*' \) -prune -o -type f -print |
+        sed 's|^\./||' | sort)
 fi
 
 checked=0
