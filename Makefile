@@ -52,7 +52,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
 	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 
 .PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
-	deps help fuzz valgrind soak test-mutants
+	deps help fuzz valgrind soak test-mutants reuse-lint
 
 all: build
 
@@ -116,7 +116,8 @@ fuzz:
 	@$(CMAKE_ENV) $(MAKE) --no-print-directory -f fuzz/Makefile run -j $(JOBS) CLANG=$(CLANG) \
 		FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-# Stream and network tests on epoll under valgrind memcheck (scripts/valgrind.sh).
+# Stream and network tests on epoll, then the file tests on the linuxaio engine, under
+# valgrind memcheck with scripts/gyre.supp (scripts/valgrind.sh).
 valgrind:
 	@$(DEPS) build valgrind
 	@$(MAKE) --no-print-directory build
@@ -129,6 +130,14 @@ format:
 format-check:
 	@$(DEPS) format
 	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
+
+# REUSE compliance (LICENSE, LICENSES/, .reuse/dep5, an SPDX header in every other file);
+# then the SPDX lines must be at the top and name the gyre authors, as scripts/spdx.sh puts
+# them (run it to add missing ones).
+reuse-lint:
+	@$(DEPS) reuse
+	reuse lint
+	scripts/spdx.sh --check
 
 install: build
 	$(CMAKE) --install $(BUILD) --prefix "$(PREFIX)"
@@ -149,9 +158,10 @@ help:
 	@echo 'make clang        clang -Werror build into $(BUILD_CLANG)/ (warning check)'
 	@echo 'make sanitize     clang ASan+UBSan build into $(BUILD_ASAN)/ + the whole matrix'
 	@echo 'make tsan         clang TSan build into $(BUILD_TSAN)/ + the tests labelled threads'
-	@echo 'make valgrind     stream and net tests on epoll under valgrind memcheck'
+	@echo 'make valgrind     stream/net tests on epoll, file tests on linuxaio, under memcheck'
 	@echo 'make format       clang-format -i over include src test tools examples'
 	@echo 'make format-check the same, failing on any difference'
+	@echo 'make reuse-lint   reuse lint (licenses) and scripts/spdx.sh --check (SPDX headers)'
 	@echo 'make install PREFIX=/usr/local   headers, libraries, gyre.pc, CMake package'
 	@echo 'make deps         install every Debian package the targets above use'
 	@echo 'make clean        remove the build directories'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/deps.sh: makes sure the Debian packages a make target needs are installed.
 #
-#   scripts/deps.sh GROUP...     groups: build test sanitize format valgrind plot all
+#   scripts/deps.sh GROUP...     groups: build test sanitize format valgrind reuse plot all
 #
 # Checks with dpkg-query. If a package is missing: as root, runs `apt-get update` (once)
 # and `apt-get install -y --no-install-recommends`; otherwise prints the exact sudo command
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 {build|test|sanitize|format|valgrind|plot|all}..." >&2
+    echo "usage: $0 {build|test|sanitize|format|valgrind|reuse|plot|all}..." >&2
     exit 2
 }
 
@@ -27,6 +27,7 @@ group_pkgs() {
     sanitize) echo "clang libclang-rt-14-dev" ;;
     format) echo "clang-format-14" ;;
     valgrind) echo "valgrind" ;;
+    reuse) echo "reuse" ;;
     plot) echo "gnuplot-nox libuv1-dev libevent-dev libev-dev liburing-dev fio nginx-light wrk" ;;
     *) usage ;;
     esac
@@ -44,7 +45,7 @@ fi
 groups=()
 for g in "$@"; do
     if [ "$g" = all ]; then
-        groups+=(build test sanitize format valgrind plot)
+        groups+=(build test sanitize format valgrind reuse plot)
     else
         group_pkgs "$g" >/dev/null
         groups+=("$g")

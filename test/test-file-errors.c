@@ -30,7 +30,9 @@ void test_file_err_ebadf(void)
     gyre_loop *loop = test_loop_new();
     int bad = test_bad_fd();
     struct test_op t = {0};
-    char buf[64], path[4096];
+    /* Initialised: the writev below hands it to the kernel, which memcheck checks before
+     * the kernel refuses the fd. */
+    char buf[64] = {0}, path[4096];
     struct iovec iov = {buf, sizeof buf};
     uint64_t dents[64];
     int fd;
