@@ -144,12 +144,15 @@ GYRE_API int gyre_listen_unix(gyre_loop *loop, gyre_listener *l, const char *pat
  * or by a parent process), and accepts on it exactly as gyre_listen() does.
  * The fd is made non-blocking and close-on-exec (once the checks below have
  * passed) and belongs to the listener from a successful return
- * (gyre_listener_close() closes it); on failure it stays the caller's. opts may be NULL; its
- * backlog must be 0 and its flags may only be GYRE_LISTEN_RESERVE_FD (the socket's options were set
- * by whoever made it). Returns 0, -EINVAL (NULL arguments, fd < 0, bad opts, a socket that is not
- * SOCK_STREAM or not listening), -ENOTSOCK (fd is not a socket), -EBADF (fd is not open), -EMFILE
- * (the reserve fd), -ENOMEM. Loop thread; l must stay put until the close callback. Errors:
- * -EINVAL, -ENOTSOCK, -EBADF, -EMFILE, -ENOMEM. */
+ * (gyre_listener_close() closes it); on failure it stays the caller's.
+ * opts may be NULL; its backlog must be 0 and its flags may only be
+ * GYRE_LISTEN_RESERVE_FD (the socket's options were set by whoever made
+ * it). Returns 0, -EINVAL (NULL arguments, fd < 0, bad opts, a socket that
+ * is not SOCK_STREAM or not listening, on select an fd >= FD_SETSIZE),
+ * -ENOTSOCK (fd is not a socket), -EBADF (fd is not open), -EMFILE, -ENFILE
+ * (the reserve fd), -ENOMEM. Loop thread; l must stay put until the close
+ * callback.
+ * Errors: -EINVAL, -ENOTSOCK, -EBADF, -EMFILE, -ENFILE, -ENOMEM. */
 GYRE_API int gyre_listen_fd(gyre_loop *loop, gyre_listener *l, int fd, const gyre_listen_opts *opts,
                             gyre_accept_cb cb);
 
@@ -325,11 +328,12 @@ GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *ho
  * gyre_connect(). opts may be NULL; its family and attempt_delay_ns must be
  * 0 (there is nothing to choose between). gyre_connect_cancel() works as for
  * gyre_connect(). Returns 0, -EINVAL (NULL arguments, req not prepared by
- * gyre_connect_req_init(), an unknown family or addrlen, bad opts), -EBUSY
- * (req in flight), or the -errno of socket(2) (-EMFILE, -ENFILE, -ENOMEM,
- * -EAFNOSUPPORT) with nothing to call back. Loop thread; req must stay put
+ * gyre_connect_req_init(), an unknown family or addrlen, bad opts; on
+ * select, a new socket numbered FD_SETSIZE or above), -EBUSY (req in
+ * flight), or the -errno of socket(2) (-EMFILE, -ENFILE, -ENOMEM, -ENOBUFS,
+ * -EAFNOSUPPORT), with nothing to call back. Loop thread; req must stay put
  * until cb, and may be reused or freed inside it.
- * Errors: -EINVAL, -EBUSY, -EMFILE, -ENFILE, -ENOMEM, -EAFNOSUPPORT. */
+ * Errors: -EINVAL, -EBUSY, -EMFILE, -ENFILE, -ENOMEM, -ENOBUFS, -EAFNOSUPPORT. */
 GYRE_API int gyre_connect_addr(gyre_loop *loop, gyre_connect_req *req, const struct sockaddr *addr,
                                socklen_t addrlen, const gyre_connect_opts *opts,
                                gyre_connect_cb cb);
@@ -460,9 +464,9 @@ GYRE_API int gyre_udp_recv_stop(gyre_udp *u);
  * back a port the kernel chose when a datagram socket disconnects: gyre
  * binds it again, and -EADDRINUSE says another socket took it meanwhile).
  * Returns 0, -EINVAL (NULL u, a family other than u's), -EBADF (u closing
- * or closed), or connect(2)'s -errno (-ENETUNREACH, -EADDRNOTAVAIL, ...).
- * Loop thread.
- * Errors: -EINVAL, -EBADF, -ENETUNREACH, -EADDRNOTAVAIL, -EADDRINUSE. */
+ * or closed), or connect(2)'s -errno (-ENETUNREACH, -EADDRNOTAVAIL;
+ * -EACCES for a broadcast address without SO_BROADCAST). Loop thread.
+ * Errors: -EINVAL, -EBADF, -ENETUNREACH, -EADDRNOTAVAIL, -EACCES, -EADDRINUSE. */
 GYRE_API int gyre_udp_connect(gyre_udp *u, const struct sockaddr *addr, socklen_t addrlen);
 
 /* Prepares *req for its first use (any contents but `data` are

@@ -42,9 +42,10 @@ typedef struct gyre_stdio {
 /* gyre_spawn_opts.flags */
 /* When the program (opts->path, else argv[0]) has no '/', look for it in the
  * directories of the parent's PATH (read with secure_getenv(), whatever
- * opts->env says), as posix_spawnp() and execvp() do: the first one where
- * execve() does not fail with ENOENT, ENOTDIR or EACCES runs; an empty entry
- * is the working directory. With PATH unset or empty the spawn fails with
+ * opts->env says), as posix_spawnp() and execvp() do: entries whose execve()
+ * fails with ENOENT, ENOTDIR or EACCES are passed over, and the first that
+ * succeeds or fails otherwise ends the search; an empty entry is the working
+ * directory. With PATH unset or empty the spawn fails with
  * -ENOENT (no default path is made up); when every entry failed, -EACCES if
  * one refused with EACCES, else -ENOENT. Unlike execvp(), a file without a
  * #! line (ENOEXEC) is not handed to /bin/sh. */
@@ -125,8 +126,7 @@ struct gyre_process {
  * opts and the strings it points to may be reused once gyre_spawn()
  * returns. p must stay valid and unmoved until cb has run or
  * gyre_process_close() is called.
- * Errors: -EINVAL, -ENOENT, -EACCES, -ENOEXEC, -ENOTDIR, -EMFILE, -ENFILE,
- * -ENOMEM, -EAGAIN. */
+ * Errors: -EINVAL, -ENOENT, -EACCES, -ENOEXEC, -ENOTDIR, -EMFILE, -ENFILE, -ENOMEM, -EAGAIN. */
 GYRE_API int gyre_spawn(gyre_loop *loop, gyre_process *p, const gyre_spawn_opts *opts,
                         gyre_process_cb cb);
 
