@@ -360,7 +360,11 @@ GYRE_API int gyre_connect_cancel(gyre_connect_req *req);
  * delivered, which equal the buffer size, never the datagram's length; the
  * rest of the datagram is discarded by the kernel and the next callback is
  * the next datagram. The same on every backend (receiving is recvmmsg on
- * readiness everywhere). */
+ * readiness everywhere). Operations on a datagram socket report as their
+ * syscalls, also the same on every backend: gyre_op_recv() and
+ * gyre_op_recvmsg() give the bytes kept, the latter with MSG_TRUNC in
+ * msg_flags, and MSG_TRUNC among the op's flags makes the result the
+ * datagram's full length. */
 #define GYRE_UDP_TRUNC 0x1u
 
 /* Most datagrams one recvmmsg or sendmmsg call moves. */
