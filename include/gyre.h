@@ -50,6 +50,8 @@
 #ifndef GYRE_H
 #define GYRE_H
 
+/* Every result is >= 0 or -errno: <errno.h> names them (-EINVAL, ...). */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -173,9 +175,11 @@ GYRE_API int gyre_loop_run(gyre_loop *loop, gyre_run_mode mode);
 GYRE_API void gyre_loop_stop(gyre_loop *loop);
 
 /* The cached monotonic time in ns, updated at the start of every iteration.
+ * Timers and deadlines count from it.
  * Errors: none. */
 GYRE_API uint64_t gyre_now(const gyre_loop *loop);
-/* Refreshes the cached time (for long callbacks).
+/* Refreshes the cached time (for long callbacks): a timer started after it
+ * counts from now rather than from the start of the iteration.
  * Errors: none. */
 GYRE_API void gyre_loop_update_time(gyre_loop *loop);
 
@@ -282,11 +286,15 @@ struct gyre_timer {
 GYRE_API int gyre_timer_init(gyre_loop *loop, gyre_timer *t);
 
 /* Fires cb after timeout_ns (0 = on the next iteration), then every repeat_ns
- * if repeat_ns > 0. Timers due at the same time fire in the order they were
- * started. Deadlines saturate: a huge timeout never overflows, it just never
- * comes. Starting an active timer restarts it (it is not an error). Returns 0,
- * -EINVAL (NULL cb, uninitialised timer), -ENOMEM (heap growth failed; the
- * timer is then inactive).
+ * if repeat_ns > 0. The timeout counts from the loop's cached time
+ * (gyre_now()), taken once at the start of each iteration, not from the
+ * moment of this call: a timer started late in a long callback is due that
+ * much earlier (libuv's rule). To count from now, call
+ * gyre_loop_update_time() first. Timers due at the same time fire in the
+ * order they were started. Deadlines saturate: a huge timeout never
+ * overflows, it just never comes. Starting an active timer restarts it (it
+ * is not an error). Returns 0, -EINVAL (NULL cb, uninitialised timer),
+ * -ENOMEM (heap growth failed; the timer is then inactive).
  * Errors: -EINVAL, -ENOMEM. */
 GYRE_API int gyre_timer_start(gyre_timer *t, gyre_timer_cb cb, uint64_t timeout_ns,
                               uint64_t repeat_ns);
@@ -390,12 +398,26 @@ GYRE_API int gyre_async_init(gyre_loop *loop, gyre_async *a, gyre_async_cb cb);
 
 /* Asks for cb to run. Any thread, and async-signal-safe. Sends coalesce:
  * several sends before cb runs give one call; a send made after cb has begun
- * gives another call. Returns 0 (also when coalesced) or -EINVAL.
+ * gives another call. Never waits for the loop. Returns 0 (also when
+ * coalesced) or -EINVAL.
  * Errors: -EINVAL. */
 GYRE_API int gyre_async_send(gyre_async *a);
 
-/* Stops *a. Loop thread only; no send may run concurrently or later. Once it
- * returns, the memory may be reused. Returns 0.
+/* Stops *a; idempotent. Loop thread only, which includes a's own callback
+ * (and any other callback of the loop). Once it returns, cb will not run
+ * again and the memory of *a may be freed or reused at once.
+ *
+ * What is required first: no thread is inside gyre_async_send(a), and none
+ * will call it again. Knowing that a thread stored "this is my last send"
+ * before sending is not enough, since the callback may see the store before
+ * the send has begun; knowing that the send has returned is. The usual ways:
+ * the sending thread stores its last message, sends, and exits, and the
+ * callback that reads the last message joins it (pthread_join() there
+ * returns at once, because a send never waits for the loop) and then
+ * closes; or the thread stores "done" after its last send returned, and a
+ * later wakeup (another async, a timer) looks at it. A signal handler that
+ * sends must be uninstalled (or the signal blocked) first. Returns 0, or
+ * -EINVAL (NULL, or not an async).
  * Errors: -EINVAL. */
 GYRE_API int gyre_async_close(gyre_async *a);
 

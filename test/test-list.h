@@ -196,3 +196,6 @@ TEST_ENTRY(seccomp_uring_enter_blocked, "seccomp")
 #if __has_include("test-list-reliability.h")
 #include "test-list-reliability.h"
 #endif
+#if __has_include("test-list-api.h")
+#include "test-list-api.h"
+#endif

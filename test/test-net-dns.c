@@ -78,6 +78,7 @@ void test_net_dns_localhost(void)
     gyre_loop *loop = test_loop_new();
     static struct dns d;
 
+    ASSERT_EQ(gyre_getaddrinfo_req_init(&d.req), 0);
     resolve(loop, &d, "localhost", AF_INET);
     ASSERT_EQ(d.status, 0);
     ASSERT_TRUE(has_addr(d.res, AF_INET, "127.0.0.1"));
@@ -147,6 +148,7 @@ void test_net_dns_hosts_file(void)
     char name[256], addr[64];
     int family;
 
+    ASSERT_EQ(gyre_getaddrinfo_req_init(&d.req), 0);
     if (hosts_name(name, sizeof name, addr, sizeof addr, &family) < 0)
         FAIL("/etc/hosts lists no name");
     resolve(loop, &d, name, family);
@@ -195,6 +197,7 @@ void test_net_dns_cancel_queued(void)
     static struct blocker b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     static struct dns d;
 
+    ASSERT_EQ(gyre_getaddrinfo_req_init(&d.req), 0);
     /* One DNS thread, so one blocker holds the lane. */
     memset(&po, 0, sizeof po);
     po.threads[GYRE_LANE_DNS] = 1;
@@ -244,6 +247,7 @@ void test_net_dns_bad_args(void)
     static struct dns d;
     char longname[300];
 
+    ASSERT_EQ(gyre_getaddrinfo_req_init(&d.req), 0);
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
     ASSERT_EQ(gyre_getaddrinfo(NULL, &d.req, "localhost", NULL, NULL, dns_cb), -EINVAL);
@@ -310,6 +314,7 @@ void test_net_connect_loopback(void)
     char port[16];
     int fd;
 
+    ASSERT_EQ(gyre_connect_req_init(&c.req), 0);
     echo_init(&s, loop);
     ASSERT_EQ(gyre_listen_tcp(loop, &s.l, "127.0.0.1", 0, NULL, echo_accept_cb), 0);
     snprintf(port, sizeof port, "%d", gyre_listener_port(&s.l));
@@ -354,6 +359,7 @@ void test_net_connect_refused(void)
     char port[16];
     int base = count_fds();
 
+    ASSERT_EQ(gyre_connect_req_init(&c.req), 0);
     snprintf(port, sizeof port, "%d", closed_port());
     ASSERT_EQ(connect_run(loop, &c, "127.0.0.1", port, NULL), -ECONNREFUSED);
     /* Both loopback families, in turn: the last error is reported. */
@@ -375,6 +381,7 @@ void test_net_connect_deadline(void)
     char port[16];
     int r;
 
+    ASSERT_EQ(gyre_connect_req_init(&c.req), 0);
     echo_init(&s, loop);
     ASSERT_EQ(gyre_listen_tcp(loop, &s.l, "127.0.0.1", 0, NULL, echo_accept_cb), 0);
     snprintf(port, sizeof port, "%d", gyre_listener_port(&s.l));
@@ -426,6 +433,7 @@ void test_net_connect_cycles(void)
     int accepted = 0, base;
     char port[16];
 
+    ASSERT_EQ(gyre_connect_req_init(&c.req), 0);
     test_loop_guard(loop, SEC(100));
     l.data = &accepted;
     ASSERT_EQ(gyre_listen_tcp(loop, &l, "127.0.0.1", 0, NULL, count_accept_cb), 0);

@@ -116,6 +116,7 @@ static void round_trip(int family)
     static struct send s;
     gyre_udp_msg m;
 
+    ASSERT_EQ(gyre_udp_send_req_init(&s.req), 0);
     peer_open(loop, &a, family, NULL);
     peer_open(loop, &b, family, NULL);
     ASSERT_EQ(gyre_udp_recv_start(&a.u, 8, 2048, recv_cb), 0);
@@ -318,6 +319,7 @@ void test_net_udp_bad_args(void)
     ASSERT_EQ(gyre_udp_recv_start(&a.u, 4, GYRE_UDP_SIZE_MAX + 1, recv_cb), -EINVAL);
     ASSERT_EQ(gyre_udp_recv_start(&a.u, 4, 64, NULL), -EINVAL);
     /* A send in flight when the socket closes completes once. */
+    ASSERT_EQ(gyre_udp_send_req_init(&s.req), 0);
     ASSERT_EQ(gyre_udp_send(&a.u, &s.req, "x", 1, (struct sockaddr *)&a.addr, a.addrlen, send_cb),
               0);
     peer_close(loop, &a);

@@ -125,7 +125,7 @@ void test_op_pool_slow_lane_blocked(void)
         static gyre_getaddrinfo_req req;
         struct addrinfo hints;
 
-        memset(&req, 0, sizeof req);
+        ASSERT_EQ(gyre_getaddrinfo_req_init(&req), 0);
         memset(&hints, 0, sizeof hints);
         hints.ai_family = AF_INET;
         hints.ai_flags = AI_NUMERICHOST;

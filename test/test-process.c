@@ -684,7 +684,10 @@ void test_process_bad_args(void)
     o.stdio[2].fd = -1;
     ASSERT_EQ(gyre_spawn(loop, &r.p, &o, rec_cb), -EINVAL);
     opts_init(&o, argv);
-    o.flags = 1;
+    o.flags = 0x80000000u;
+    ASSERT_EQ(gyre_spawn(loop, &r.p, &o, rec_cb), -EINVAL);
+    opts_init(&o, argv);
+    o.stdio[0].how = GYRE_STDIO_STREAM; /* without a stream */
     ASSERT_EQ(gyre_spawn(loop, &r.p, &o, rec_cb), -EINVAL);
     opts_init(&o, argv);
     o.reserved[3] = 1;

@@ -792,6 +792,7 @@ static void a2_connect_cb(gyre_connect_req *req, int result)
 static int a2_connect_try(void)
 {
     memset(&a2_conn, 0, sizeof a2_conn);
+    ASSERT_EQ(gyre_connect_req_init(&a2_conn.req), 0);
     ASSERT_EQ(gyre_connect(a2.loop, &a2_conn.req, "127.0.0.1", a2.port, NULL, a2_connect_cb), 0);
     test_run_until(a2.loop, &a2_conn.calls, 1);
     return a2_conn.result;
@@ -1366,6 +1367,7 @@ static int a3_net_scenario(void)
         goto out;
 
     snprintf(port, sizeof port, "%d", gyre_listener_port(&a3n.l));
+    (void)gyre_connect_req_init(&a3n.conn);
     rc = gyre_connect(a3n.loop, &a3n.conn, "127.0.0.1", port, NULL, a3n_conn_cb);
     if (rc < 0)
         goto out;
@@ -1833,6 +1835,7 @@ void test_rel_b3_eintr_storm(void)
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_INET;
     hints.ai_flags = AI_NUMERICHOST;
+    ASSERT_EQ(gyre_getaddrinfo_req_init(&b3.dns), 0);
     ASSERT_EQ(gyre_getaddrinfo(b3.loop, &b3.dns, "127.0.0.1", "80", &hints, b3_dns_cb), 0);
     ASSERT_EQ(gyre_timer_init(b3.loop, &b3.tick), 0);
     ASSERT_EQ(gyre_timer_start(&b3.tick, b3_tick_cb, MS(1), MS(1)), 0);
@@ -3416,7 +3419,7 @@ static void k3_udp(gyre_loop *loop)
      * nothing is sent. */
     k3_udp_sent = 0;
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
-        memset(&req, 0, sizeof req);
+        ASSERT_EQ(gyre_udp_send_req_init(&req), 0);
         ASSERT_EQ(
             gyre_udp_send(&u, &req, k3_big, lens[i], (struct sockaddr *)&a, alen, k3_udp_send_cb),
             0);
@@ -3517,9 +3520,9 @@ static void k3_objects(gyre_loop *loop)
     /* Names one byte over their bound. */
     memset(name, 'a', sizeof name);
     name[GYRE_HOSTNAME_MAX + 1] = '\0';
-    memset(&dreq, 0, sizeof dreq);
+    ASSERT_EQ(gyre_getaddrinfo_req_init(&dreq), 0);
     ASSERT_EQ(gyre_getaddrinfo(loop, &dreq, name, NULL, NULL, k3_never_dns), -EINVAL);
-    memset(&creq, 0, sizeof creq);
+    ASSERT_EQ(gyre_connect_req_init(&creq), 0);
     ASSERT_EQ(gyre_connect(loop, &creq, name, "80", NULL, k3_never_connect), -EINVAL);
     name[GYRE_SERVICE_MAX + 1] = '\0';
     ASSERT_EQ(gyre_getaddrinfo(loop, &dreq, "localhost", name, NULL, k3_never_dns), -EINVAL);

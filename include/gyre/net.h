@@ -11,10 +11,13 @@
  * that callback on, not before. Like every gyre object they must be used on
  * the thread running their loop.
  *
- * Requests (gyre_getaddrinfo_req, gyre_connect_req, gyre_udp_send_req) must
- * be zero-filled before their first use, since gyre tells "in flight"
- * (-EBUSY) from its own fields; from their callback on they may be reused as
- * they are. The `data` member is the caller's and is never touched.
+ * Requests (gyre_getaddrinfo_req, gyre_connect_req, gyre_udp_send_req) are
+ * prepared once with their _init() function, which marks them as gyre's;
+ * every call taking a request returns -EINVAL (and asserts in debug builds)
+ * for one that was not, so a stack request holding garbage is never taken
+ * for one in flight. From their callback on they may be reused as they are,
+ * without another _init(). The `data` member is the caller's and is never
+ * touched.
  *
  * The descriptors handed out (accepted and connected sockets) belong to the
  * caller. They may be wrapped in a gyre_stream, used with ops or watches, or
@@ -142,6 +145,40 @@ GYRE_API int gyre_listen_tcp(gyre_loop *loop, gyre_listener *l, const char *host
 GYRE_API int gyre_listen_unix(gyre_loop *loop, gyre_listener *l, const char *path,
                               const gyre_listen_opts *opts, gyre_accept_cb cb);
 
+/* Adopts fd, a socket already bound and listening (SOCK_STREAM: TCP or
+ * Unix; handed over by systemd's socket activation, see gyre_listen_fds(),
+ * or by a parent process), and accepts on it exactly as gyre_listen() does.
+ * The fd is made non-blocking and close-on-exec (once the checks below have
+ * passed) and belongs to the listener from a successful return
+ * (gyre_listener_close() closes it); on failure it stays the caller's.
+ * opts may be NULL; its backlog must be 0 and its flags may only be
+ * GYRE_LISTEN_RESERVE_FD (the socket's options were set by whoever made
+ * it). Returns 0, -EINVAL (NULL arguments, fd < 0, bad opts, a socket that
+ * is not SOCK_STREAM or not listening, on select an fd >= FD_SETSIZE),
+ * -ENOTSOCK (fd is not a socket), -EBADF (fd is not open), -EMFILE, -ENFILE
+ * (the reserve fd), -ENOMEM. Loop thread; l must stay put until the close
+ * callback.
+ * Errors: -EINVAL, -ENOTSOCK, -EBADF, -EMFILE, -ENFILE, -ENOMEM. */
+GYRE_API int gyre_listen_fd(gyre_loop *loop, gyre_listener *l, int fd, const gyre_listen_opts *opts,
+                            gyre_accept_cb cb);
+
+/* The first fd systemd's socket activation passes (SD_LISTEN_FDS_START). */
+#define GYRE_LISTEN_FDS_START 3
+
+/* Socket activation (sd_listen_fds(3)'s protocol without libsystemd): when
+ * the environment variable LISTEN_PID is this process's pid, returns
+ * LISTEN_FDS, the number of fds passed, which are GYRE_LISTEN_FDS_START,
+ * GYRE_LISTEN_FDS_START + 1, ...; they are made close-on-exec. Returns 0 when
+ * LISTEN_PID or LISTEN_FDS is unset or LISTEN_PID names another process
+ * (the variables were meant for a parent), -EINVAL when one is malformed or
+ * the count is past INT_MAX - GYRE_LISTEN_FDS_START, or -EBADF when one of
+ * the fds is not open. The variables are read with secure_getenv() and left
+ * in place (unsetenv() is not thread-safe; unset them yourself before
+ * spawning children if need be). Adopt each fd with gyre_listen_fd(). Any
+ * thread.
+ * Errors: -EINVAL, -EBADF. */
+GYRE_API int gyre_listen_fds(void);
+
 /* The listening fd (owned by the listener: do not close it), or -EBADF once
  * closing.
  * Errors: -EBADF. */
@@ -181,6 +218,7 @@ typedef void (*gyre_getaddrinfo_cb)(gyre_getaddrinfo_req *req, int status, struc
 struct gyre_getaddrinfo_req {
     void *data; /* the caller's */
     struct {
+        uint32_t magic; /* set by gyre_getaddrinfo_req_init() */
         gyre_op op;
         gyre_getaddrinfo_cb cb;
         struct addrinfo *res;
@@ -191,14 +229,21 @@ struct gyre_getaddrinfo_req {
     } gyre__priv;
 };
 
+/* Prepares *req for its first use (any contents but `data` are
+ * overwritten; `data` is kept). Call it once, not on a request in flight.
+ * Returns 0, or -EINVAL (NULL).
+ * Errors: -EINVAL. */
+GYRE_API int gyre_getaddrinfo_req_init(gyre_getaddrinfo_req *req);
+
 /* Resolves node and/or service with getaddrinfo(3) on the loop's thread
  * pool, lane GYRE_LANE_DNS, so a slow name server never holds up file work.
  * node, service and hints are copied: the caller may reuse them when this
  * returns. hints may be NULL (AF_UNSPEC, any socket type). Returns 0 (cb
- * runs exactly once), or -EINVAL (NULL req/loop/cb, both names NULL, a name
- * longer than GYRE_HOSTNAME_MAX / GYRE_SERVICE_MAX), -EBUSY (req in flight),
- * -ENOMEM. Loop thread; req must stay put until cb, and may be reused or
- * freed inside cb.
+ * runs exactly once), or -EINVAL (NULL req/loop/cb, req not prepared by
+ * gyre_getaddrinfo_req_init(), both names NULL, a name longer than
+ * GYRE_HOSTNAME_MAX / GYRE_SERVICE_MAX), -EBUSY (req in flight), -ENOMEM.
+ * Loop thread; req must stay put until cb, and may be reused or freed inside
+ * cb.
  * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 GYRE_API int gyre_getaddrinfo(gyre_loop *loop, gyre_getaddrinfo_req *req, const char *node,
                               const char *service, const struct addrinfo *hints,
@@ -206,9 +251,10 @@ GYRE_API int gyre_getaddrinfo(gyre_loop *loop, gyre_getaddrinfo_req *req, const 
 /* Asks for req to be cancelled. A resolution still queued on the DNS lane
  * never runs and completes with -ECANCELED. One a worker already runs cannot
  * be interrupted (getaddrinfo has no cancel): it completes with its real
- * result, which the caller then owns as usual. Returns 0, -ENOENT (not in
- * flight), -EALREADY (already asked). Loop thread.
- * Errors: -ENOENT, -EALREADY. */
+ * result, which the caller then owns as usual. Returns 0, -EINVAL (NULL, or
+ * not prepared by gyre_getaddrinfo_req_init()), -ENOENT (not in flight),
+ * -EALREADY (already asked). Loop thread.
+ * Errors: -EINVAL, -ENOENT, -EALREADY. */
 GYRE_API int gyre_getaddrinfo_cancel(gyre_getaddrinfo_req *req);
 /* Frees a list from gyre_getaddrinfo (NULL is ignored). Any thread.
  * Errors: none. */
@@ -239,6 +285,8 @@ typedef struct gyre_connect_opts {
 struct gyre_connect_req {
     void *data; /* the caller's */
     struct {
+        uint32_t magic;  /* set by gyre_connect_req_init() */
+        uint32_t byaddr; /* gyre_connect_addr(): one address, no resolution */
         gyre_loop *loop;
         gyre_connect_cb cb;
         gyre_getaddrinfo_req dns;
@@ -258,8 +306,16 @@ struct gyre_connect_req {
         uint32_t turn;    /* which family goes next */
         uint32_t state;
         uint32_t attempts;
+        struct sockaddr_storage addr; /* gyre_connect_addr's one address */
+        socklen_t addrlen;
     } gyre__priv;
 };
+
+/* Prepares *req for its first use (any contents but `data` are
+ * overwritten; `data` is kept). Call it once, not on a request in flight.
+ * Returns 0, or -EINVAL (NULL).
+ * Errors: -EINVAL. */
+GYRE_API int gyre_connect_req_init(gyre_connect_req *req);
 
 /* Resolves host and port (a number or a service name) on the DNS lane, then
  * connects TCP to the addresses found, IPv6 and IPv4 interleaved as RFC 8305
@@ -267,16 +323,37 @@ struct gyre_connect_req {
  * has failed or after attempt_delay_ns without an answer, up to
  * GYRE_CONNECT_PARALLEL at a time. The first to connect wins; the others are
  * cancelled and their sockets closed before cb runs. cb runs exactly once.
- * Returns 0, -EINVAL (NULL arguments, bad opts, names too long), -EBUSY (req
- * in flight), -ENOMEM. Loop thread; req must stay put until cb, and may be
+ * Returns 0, -EINVAL (NULL arguments, req not prepared by
+ * gyre_connect_req_init(), bad opts, names too long), -EBUSY (req in
+ * flight), -ENOMEM. Loop thread; req must stay put until cb, and may be
  * reused or freed inside it.
  * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *host,
                           const char *port, const gyre_connect_opts *opts, gyre_connect_cb cb);
+/* Connects a stream socket to one address, without the DNS lane: addr is
+ * AF_INET, AF_INET6 or AF_UNIX (addrlen bytes, copied: the caller may reuse
+ * it on return). The socket is made here (SOCK_STREAM, non-blocking,
+ * close-on-exec) and connected by a connect operation; cb runs exactly once
+ * with the connected socket or -errno (-ECONNREFUSED, -ENOENT for a Unix
+ * path with no socket, -ETIME past opts->deadline_ns, -ECANCELED), as for
+ * gyre_connect(). opts may be NULL; its family and attempt_delay_ns must be
+ * 0 (there is nothing to choose between). gyre_connect_cancel() works as for
+ * gyre_connect(). Returns 0, -EINVAL (NULL arguments, req not prepared by
+ * gyre_connect_req_init(), an unknown family or addrlen, bad opts; on
+ * select, a new socket numbered FD_SETSIZE or above), -EBUSY (req in
+ * flight), or the -errno of socket(2) (-EMFILE, -ENFILE, -ENOMEM, -ENOBUFS,
+ * -EAFNOSUPPORT), with nothing to call back. Loop thread; req must stay put
+ * until cb, and may be reused or freed inside it.
+ * Errors: -EINVAL, -EBUSY, -EMFILE, -ENFILE, -ENOMEM, -ENOBUFS, -EAFNOSUPPORT. */
+GYRE_API int gyre_connect_addr(gyre_loop *loop, gyre_connect_req *req, const struct sockaddr *addr,
+                               socklen_t addrlen, const gyre_connect_opts *opts,
+                               gyre_connect_cb cb);
+
 /* Ends req with -ECANCELED (unless it already has its result, which cb then
- * gets). cb still runs once, on a later iteration. Returns 0, -ENOENT (not
- * in flight), -EALREADY (already decided). Loop thread.
- * Errors: -ENOENT, -EALREADY. */
+ * gets). cb still runs once, on a later iteration. Returns 0, -EINVAL (NULL,
+ * or not prepared by gyre_connect_req_init()), -ENOENT (not in flight),
+ * -EALREADY (already decided). Loop thread.
+ * Errors: -EINVAL, -ENOENT, -EALREADY. */
 GYRE_API int gyre_connect_cancel(gyre_connect_req *req);
 
 /* ------------------------------------------------------------------------ */
@@ -289,7 +366,17 @@ GYRE_API int gyre_connect_cancel(gyre_connect_req *req);
 #define GYRE_UDP_V6ONLY 0x4u    /* IPV6_V6ONLY */
 
 /* gyre_udp_msg.flags on receive */
-#define GYRE_UDP_TRUNC 0x1u /* the datagram was longer than the buffer: cut */
+/* The datagram was longer than the receive buffer (gyre_udp_recv_start's
+ * size): it was cut. The callback's result and msg->len are then the bytes
+ * delivered, which equal the buffer size, never the datagram's length; the
+ * rest of the datagram is discarded by the kernel and the next callback is
+ * the next datagram. The same on every backend (receiving is recvmmsg on
+ * readiness everywhere). Operations on a datagram socket report as their
+ * syscalls, also the same on every backend: gyre_op_recv() and
+ * gyre_op_recvmsg() give the bytes kept, the latter with MSG_TRUNC in
+ * msg_flags, and MSG_TRUNC among the op's flags makes the result the
+ * datagram's full length. */
+#define GYRE_UDP_TRUNC 0x1u
 
 /* Most datagrams one recvmmsg or sendmmsg call moves. */
 #define GYRE_UDP_BATCH_MAX 64
@@ -307,7 +394,8 @@ typedef struct gyre_udp_msg {
 } gyre_udp_msg;
 
 typedef struct gyre_udp gyre_udp;
-/* result >= 0: one datagram of result bytes, described by msg. result < 0:
+/* result >= 0: one datagram of result bytes (after a cut, the bytes kept:
+ * see GYRE_UDP_TRUNC), described by msg. result < 0:
  * an error the socket reported (msg NULL): an ICMP error on a connected
  * socket (-ECONNREFUSED) and the like, after which receiving goes on, or a
  * fatal one (-EBADF, -ENOMEM) after which receiving has stopped. */
@@ -346,6 +434,7 @@ typedef void (*gyre_udp_send_cb)(gyre_udp_send_req *req, int64_t result);
 struct gyre_udp_send_req {
     void *data; /* the caller's */
     struct {
+        uint32_t magic; /* set by gyre_udp_send_req_init() */
         gyre_op op;
         struct msghdr msg;
         struct iovec iov;
@@ -387,10 +476,31 @@ GYRE_API int gyre_udp_recv_start(gyre_udp *u, uint32_t batch, uint32_t size, gyr
  * Errors: -EINVAL. */
 GYRE_API int gyre_udp_recv_stop(gyre_udp *u);
 
+/* Connects u to addr (connect(2) on a datagram socket: nothing is sent):
+ * from then on the socket sends to addr when a send names no address
+ * (gyre_udp_send() with addr NULL, gyre_udp_try_send() with msg.addr NULL),
+ * receives only from addr, and reports ICMP errors for it to the receive
+ * callback (-ECONNREFUSED). addr NULL (or of family AF_UNSPEC) dissolves the
+ * association; the socket keeps the address and port it had (Linux gives
+ * back a port the kernel chose when a datagram socket disconnects: gyre
+ * binds it again, and -EADDRINUSE says another socket took it meanwhile).
+ * Returns 0, -EINVAL (NULL u, a family other than u's), -EBADF (u closing
+ * or closed), or connect(2)'s -errno (-ENETUNREACH, -EADDRNOTAVAIL;
+ * -EACCES for a broadcast address without SO_BROADCAST). Loop thread.
+ * Errors: -EINVAL, -EBADF, -ENETUNREACH, -EADDRNOTAVAIL, -EACCES, -EADDRINUSE. */
+GYRE_API int gyre_udp_connect(gyre_udp *u, const struct sockaddr *addr, socklen_t addrlen);
+
+/* Prepares *req for its first use (any contents but `data` are
+ * overwritten; `data` is kept). Call it once, not on a request in flight.
+ * Returns 0, or -EINVAL (NULL).
+ * Errors: -EINVAL. */
+GYRE_API int gyre_udp_send_req_init(gyre_udp_send_req *req);
+
 /* Sends one datagram of len bytes from buf to addr (NULL on a connected
  * socket) as an operation: cb runs once with the bytes sent or -errno. buf
  * and addr stay the caller's and must stay valid until cb. Returns 0, or
- * -EINVAL, -EBUSY (req in flight), -EBADF (closing). Loop thread.
+ * -EINVAL (NULL u, req or cb, req not prepared by gyre_udp_send_req_init()),
+ * -EBUSY (req in flight), -EBADF (closing). Loop thread.
  * Errors: -EINVAL, -EBUSY, -EBADF, -ENOMEM. */
 GYRE_API int gyre_udp_send(gyre_udp *u, gyre_udp_send_req *req, const void *buf, uint32_t len,
                            const struct sockaddr *addr, socklen_t addrlen, gyre_udp_send_cb cb);

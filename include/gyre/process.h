@@ -26,21 +26,40 @@
 #define GYRE_STDIO_NULL 1    /* /dev/null, opened read-write */
 #define GYRE_STDIO_PIPE 2    /* a new pipe; the parent's end in gyre_process.stdio_fd[i] */
 #define GYRE_STDIO_FD 3      /* the caller's fd gyre_stdio.fd (which it keeps) */
+/* A new pipe as GYRE_STDIO_PIPE, whose parent's end gyre_spawn() hands back
+ * as the gyre_stream gyre_stdio.stream (gyre_stream_init() on the loop,
+ * flags 0): write to the child's stdin, or gyre_stream_read_start() on its
+ * stdout or stderr with a NULL pool. The stream owns that end:
+ * gyre_process.stdio_fd[i] is -1, and gyre_stream_close() closes it. */
+#define GYRE_STDIO_STREAM 4
 
 typedef struct gyre_stdio {
-    uint32_t how; /* GYRE_STDIO_* */
-    int32_t fd;   /* with GYRE_STDIO_FD */
+    uint32_t how;        /* GYRE_STDIO_* */
+    int32_t fd;          /* with GYRE_STDIO_FD */
+    gyre_stream *stream; /* with GYRE_STDIO_STREAM: caller's memory, initialised on success */
 } gyre_stdio;
 
+/* gyre_spawn_opts.flags */
+/* When the program (opts->path, else argv[0]) has no '/', look for it in the
+ * directories of the parent's PATH (read with secure_getenv(), whatever
+ * opts->env says), as posix_spawnp() and execvp() do: entries whose execve()
+ * fails with ENOENT, ENOTDIR or EACCES are passed over, and the first that
+ * succeeds or fails otherwise ends the search; an empty entry is the working
+ * directory. With PATH unset or empty the spawn fails with
+ * -ENOENT (no default path is made up); when every entry failed, -EACCES if
+ * one refused with EACCES, else -ENOENT. Unlike execvp(), a file without a
+ * #! line (ENOEXEC) is not handed to /bin/sh. */
+#define GYRE_SPAWN_SEARCH_PATH 0x1u
+
 typedef struct gyre_spawn_opts {
-    /* The program, a path given to execve() as is: no PATH search. NULL
-     * means argv[0]. */
+    /* The program, a path given to execve() as is unless flags has
+     * GYRE_SPAWN_SEARCH_PATH. NULL means argv[0]. */
     const char *path;
     char *const *argv; /* NULL-terminated, with at least argv[0] */
     char *const *env;  /* NULL-terminated "NAME=value" list; NULL: the parent's environ */
     const char *cwd;   /* the child's working directory; NULL: the parent's */
     gyre_stdio stdio[3];
-    uint32_t flags;       /* must be 0 */
+    uint32_t flags;       /* GYRE_SPAWN_* */
     uint32_t reserved32;  /* must be 0 */
     uint64_t reserved[4]; /* must be 0 */
 } gyre_spawn_opts;
@@ -98,10 +117,12 @@ struct gyre_process {
  * or -errno and nothing to call back, no child left behind (a child whose
  * execve failed is reaped before the return) and no fd leaked: -EINVAL
  * (NULL loop, p, opts, argv, argv[0] or cb; unknown stdio.how, a negative
- * GYRE_STDIO_FD fd; flags or reserved not 0), -ENOENT, -EACCES, -ENOEXEC,
- * ... (execve's, chdir's or dup2's errno in the child), -EMFILE, -ENOMEM,
- * -EAGAIN (fork's). On the select backend a pidfd at FD_SETSIZE or above
- * cannot be watched: the child is killed and reaped and -EINVAL returned.
+ * GYRE_STDIO_FD fd, a NULL GYRE_STDIO_STREAM stream; unknown flags, reserved
+ * not 0), -ENOENT (also: GYRE_SPAWN_SEARCH_PATH without PATH, or no entry of
+ * PATH has the program), -EACCES, -ENOEXEC, -ENOTDIR, ... (execve's,
+ * chdir's or dup2's errno in the child), -EMFILE, -ENFILE, -ENOMEM, -EAGAIN
+ * (fork's). On the select backend a pidfd at FD_SETSIZE or above cannot be
+ * watched: the child is killed and reaped and -EINVAL returned.
  * opts and the strings it points to may be reused once gyre_spawn()
  * returns. p must stay valid and unmoved until cb has run or
  * gyre_process_close() is called.

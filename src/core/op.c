@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 
 #include "core/alloc.h"
@@ -917,6 +918,31 @@ static int iov_over_int32(const struct iovec *iov, uint32_t n)
     return 0;
 }
 
+/* Whether op may wait for readiness on its fd (the emulation's path for
+ * sockets, pipes and reads or writes at the current position). */
+static int may_wait_ready(const gyre_op *op)
+{
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_READ:
+    case GYRE__OP_WRITE:
+    case GYRE__OP_READV:
+    case GYRE__OP_WRITEV:
+        return !is_file_op(op);
+    case GYRE__OP_RECV:
+    case GYRE__OP_SEND:
+    case GYRE__OP_RECVMSG:
+    case GYRE__OP_SENDMSG:
+    case GYRE__OP_ACCEPT:
+    case GYRE__OP_CONNECT:
+    case GYRE__OP_POLL:
+    case GYRE__OP_ACCEPT_MULTI:
+    case GYRE__OP_RECV_MULTI:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int check(const gyre_loop *loop, const gyre_op *op)
 {
     unsigned opc = op->gyre__priv.opcode;
@@ -982,6 +1008,11 @@ static int check(const gyre_loop *loop, const gyre_op *op)
     default:
         break;
     }
+    /* select's fd_set ends at FD_SETSIZE: refuse at submit, as
+     * gyre_watch_start() does, what would fail only when registered. */
+    if (!(loop->be->caps & GYRE_CAP_ANY_FD) && op->gyre__priv.fd >= FD_SETSIZE &&
+        may_wait_ready(op))
+        return -EINVAL;
     /* A multishot never ends on its own, so nothing could follow it. */
     if ((opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI) &&
         (op->gyre__priv.sflags & GYRE__OPF_LINK))

@@ -14,10 +14,18 @@
  * not yet called back; the user's callback runs only when the result is
  * decided and pending is 0, so the request may be freed inside it and no
  * socket of a losing attempt outlives it.
+ *
+ * gyre_connect_addr() skips RESOLVING: its one address is copied into the
+ * request (`addr`; `res` stays NULL, so next_addr() finds nothing more), the
+ * first attempt starts inside
+ * the call so that a socket(2) failure is returned rather than called back,
+ * and the request is then CONNECTING like any other.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "gyre.h"
 #include "sys/net.h"
@@ -41,13 +49,25 @@ enum {
 #define P(r) (&(r)->gyre__priv)
 #define NSLOTS GYRE_CONNECT_PARALLEL
 
+/* "conn" in ASCII: what gyre_connect_req_init() stores, so that garbage is
+ * told from a request gyre has seen. */
+#define CONNECT_MAGIC 0x636f6e6eu
+
+static int prepared(const gyre_connect_req *req)
+{
+    assert((req == NULL || P(req)->magic == CONNECT_MAGIC) &&
+           "gyre_connect_req used without gyre_connect_req_init()");
+    return req != NULL && P(req)->magic == CONNECT_MAGIC;
+}
+
 static void start_attempt(gyre_connect_req *req);
 
 static void maybe_done(gyre_connect_req *req)
 {
     if (P(req)->state != ST_DONE || P(req)->pending != 0)
         return;
-    gyre__sys_net_freeaddrinfo(P(req)->res);
+    if (!P(req)->byaddr)
+        gyre__sys_net_freeaddrinfo(P(req)->res);
     P(req)->res = NULL;
     gyre_timer_stop(&P(req)->deadline);
     P(req)->state = ST_IDLE;
@@ -76,7 +96,11 @@ static void finish(gyre_connect_req *req, int result)
  * the first result's family, cursor[1] all the others. */
 static const struct addrinfo *next_addr(gyre_connect_req *req)
 {
-    int first = P(req)->res->ai_family;
+    int first;
+
+    if (P(req)->res == NULL)
+        return NULL;
+    first = P(req)->res->ai_family;
 
     for (int k = 0; k < 2; k++) {
         int c = (int)((P(req)->turn + (uint32_t)k) & 1);
@@ -182,12 +206,36 @@ static int free_slot(const gyre_connect_req *req)
     return -1;
 }
 
+/* Makes a socket for addr in slot i and submits its connect: 0, or -errno
+ * with nothing left open. addr must stay put until the connect ends. */
+static int attempt(gyre_connect_req *req, int i, int protocol, const struct sockaddr *addr,
+                   socklen_t len)
+{
+    int fd, r;
+
+    fd = gyre__sys_net_socket(addr->sa_family, SOCK_STREAM, protocol);
+    if (fd < 0)
+        return fd;
+    P(req)->slot[i].fd = fd;
+    gyre_op_connect(&P(req)->slot[i].op, fd, addr, len);
+    r = gyre_submit(P(req)->loop, &P(req)->slot[i].op, connected_cb);
+    if (r < 0) {
+        gyre__sys_close(fd);
+        P(req)->slot[i].fd = -1;
+        return r;
+    }
+    P(req)->slot[i].state = SLOT_CONNECTING;
+    P(req)->pending++;
+    P(req)->attempts++;
+    return 0;
+}
+
 static void start_attempt(gyre_connect_req *req)
 {
     while (P(req)->state == ST_CONNECTING) {
         const struct addrinfo *ai;
         int i = free_slot(req);
-        int fd, r;
+        int r;
 
         if (i < 0)
             return; /* a slot frees when an attempt ends */
@@ -197,23 +245,11 @@ static void start_attempt(gyre_connect_req *req)
                 finish(req, P(req)->last_error != 0 ? P(req)->last_error : -ENOENT);
             return;
         }
-        fd = gyre__sys_net_socket(ai->ai_family, SOCK_STREAM, ai->ai_protocol);
-        if (fd < 0) {
-            P(req)->last_error = fd;
-            continue;
-        }
-        P(req)->slot[i].fd = fd;
-        gyre_op_connect(&P(req)->slot[i].op, fd, ai->ai_addr, ai->ai_addrlen);
-        r = gyre_submit(P(req)->loop, &P(req)->slot[i].op, connected_cb);
+        r = attempt(req, i, ai->ai_protocol, ai->ai_addr, ai->ai_addrlen);
         if (r < 0) {
-            gyre__sys_close(fd);
-            P(req)->slot[i].fd = -1;
             P(req)->last_error = r;
             continue;
         }
-        P(req)->slot[i].state = SLOT_CONNECTING;
-        P(req)->pending++;
-        P(req)->attempts++;
         if (addrs_left(req))
             (void)gyre_timer_start(&P(req)->stagger, stagger_cb, P(req)->attempt_delay_ns, 0);
         return;
@@ -264,21 +300,22 @@ static int check_opts(const gyre_connect_opts *o)
     return 0;
 }
 
-GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *host,
-                          const char *port, const gyre_connect_opts *opts, gyre_connect_cb cb)
+GYRE_API int gyre_connect_req_init(gyre_connect_req *req)
 {
-    struct addrinfo hints;
-    void *data;
-    int r;
-
-    if (loop == NULL || req == NULL || host == NULL || port == NULL || cb == NULL ||
-        check_opts(opts) < 0)
+    if (req == NULL)
         return -EINVAL;
-    if (P(req)->loop != NULL && P(req)->state != ST_IDLE)
-        return -EBUSY;
-    data = req->data;
     memset(&req->gyre__priv, 0, sizeof req->gyre__priv);
-    req->data = data;
+    P(req)->magic = CONNECT_MAGIC;
+    return gyre_getaddrinfo_req_init(&P(req)->dns);
+}
+
+/* Resets an idle request for a new connect and starts its deadline. */
+static int prepare(gyre_loop *loop, gyre_connect_req *req, const gyre_connect_opts *opts,
+                   gyre_connect_cb cb)
+{
+    memset(&req->gyre__priv, 0, sizeof req->gyre__priv);
+    P(req)->magic = CONNECT_MAGIC;
+    (void)gyre_getaddrinfo_req_init(&P(req)->dns);
     P(req)->loop = loop;
     P(req)->cb = cb;
     P(req)->attempt_delay_ns = opts != NULL && opts->attempt_delay_ns != 0
@@ -293,15 +330,29 @@ GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *ho
     P(req)->stagger.base.data = req;
     P(req)->deadline.base.data = req;
     P(req)->dns.data = req;
+    if (opts != NULL && opts->deadline_ns != 0)
+        return gyre_timer_start(&P(req)->deadline, deadline_cb, opts->deadline_ns, 0);
+    return 0;
+}
+
+GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *host,
+                          const char *port, const gyre_connect_opts *opts, gyre_connect_cb cb)
+{
+    struct addrinfo hints;
+    int r;
+
+    if (loop == NULL || !prepared(req) || host == NULL || port == NULL || cb == NULL ||
+        check_opts(opts) < 0)
+        return -EINVAL;
+    if (P(req)->loop != NULL && P(req)->state != ST_IDLE)
+        return -EBUSY;
+    r = prepare(loop, req, opts, cb);
+    if (r < 0)
+        return r;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = opts != NULL ? opts->family : AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
-    if (opts != NULL && opts->deadline_ns != 0) {
-        r = gyre_timer_start(&P(req)->deadline, deadline_cb, opts->deadline_ns, 0);
-        if (r < 0)
-            return r;
-    }
     r = gyre_getaddrinfo(loop, &P(req)->dns, host, port, &hints, resolved_cb);
     if (r < 0) {
         gyre_timer_stop(&P(req)->deadline);
@@ -312,9 +363,56 @@ GYRE_API int gyre_connect(gyre_loop *loop, gyre_connect_req *req, const char *ho
     return 0;
 }
 
+/* Whether addrlen fits what family needs: enough for the address, no more
+ * than the storage the request copies it into. */
+static int addrlen_ok(int family, socklen_t len)
+{
+    switch (family) {
+    case AF_INET:
+        return len >= sizeof(struct sockaddr_in) && len <= sizeof(struct sockaddr_storage);
+    case AF_INET6:
+        return len >= sizeof(struct sockaddr_in6) && len <= sizeof(struct sockaddr_storage);
+    case AF_UNIX:
+        return len > offsetof(struct sockaddr_un, sun_path) && len <= sizeof(struct sockaddr_un);
+    default:
+        return 0;
+    }
+}
+
+GYRE_API int gyre_connect_addr(gyre_loop *loop, gyre_connect_req *req, const struct sockaddr *addr,
+                               socklen_t addrlen, const gyre_connect_opts *opts, gyre_connect_cb cb)
+{
+    int r;
+
+    if (loop == NULL || !prepared(req) || addr == NULL || cb == NULL || check_opts(opts) < 0 ||
+        (opts != NULL && (opts->family != AF_UNSPEC || opts->attempt_delay_ns != 0)) ||
+        !addrlen_ok(addr->sa_family, addrlen))
+        return -EINVAL;
+    if (P(req)->loop != NULL && P(req)->state != ST_IDLE)
+        return -EBUSY;
+    r = prepare(loop, req, opts, cb);
+    if (r < 0)
+        return r;
+    /* The connect op reads the address until it ends: the copy in the
+     * request, so the caller's may go at once. */
+    memcpy(&P(req)->addr, addr, addrlen);
+    P(req)->addrlen = addrlen;
+    P(req)->byaddr = 1;
+    r = attempt(req, 0, 0, (const struct sockaddr *)&P(req)->addr, addrlen);
+    if (r < 0) {
+        gyre_timer_stop(&P(req)->deadline);
+        P(req)->state = ST_IDLE;
+        return r;
+    }
+    P(req)->state = ST_CONNECTING;
+    return 0;
+}
+
 GYRE_API int gyre_connect_cancel(gyre_connect_req *req)
 {
-    if (req == NULL || P(req)->loop == NULL || P(req)->state == ST_IDLE)
+    if (!prepared(req))
+        return -EINVAL;
+    if (P(req)->loop == NULL || P(req)->state == ST_IDLE)
         return -ENOENT;
     if (P(req)->state == ST_DONE)
         return -EALREADY;

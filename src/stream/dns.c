@@ -9,6 +9,7 @@
  * cannot be interrupted once running; a run that finished is reported as it
  * is, and the caller owns its list.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
@@ -17,6 +18,17 @@
 #include "sys/net.h"
 
 #define P(r) (&(r)->gyre__priv)
+
+/* "gai!" in ASCII: what gyre_getaddrinfo_req_init() stores, so that garbage
+ * is told from a request gyre has seen. */
+#define GAI_MAGIC 0x67616921u
+
+static int prepared(const gyre_getaddrinfo_req *req)
+{
+    assert((req == NULL || P(req)->magic == GAI_MAGIC) &&
+           "gyre_getaddrinfo_req used without gyre_getaddrinfo_req_init()");
+    return req != NULL && P(req)->magic == GAI_MAGIC;
+}
 
 static int64_t resolve(void *arg)
 {
@@ -64,13 +76,22 @@ static int copy_name(char *dst, size_t cap, const char *src, uint32_t *has)
     return 0;
 }
 
+GYRE_API int gyre_getaddrinfo_req_init(gyre_getaddrinfo_req *req)
+{
+    if (req == NULL)
+        return -EINVAL;
+    memset(&req->gyre__priv, 0, sizeof req->gyre__priv);
+    P(req)->magic = GAI_MAGIC;
+    return 0;
+}
+
 GYRE_API int gyre_getaddrinfo(gyre_loop *loop, gyre_getaddrinfo_req *req, const char *node,
                               const char *service, const struct addrinfo *hints,
                               gyre_getaddrinfo_cb cb)
 {
     int r;
 
-    if (loop == NULL || req == NULL || cb == NULL || (node == NULL && service == NULL))
+    if (loop == NULL || !prepared(req) || cb == NULL || (node == NULL && service == NULL))
         return -EINVAL;
     if (P(req)->active)
         return -EBUSY;
@@ -94,7 +115,9 @@ GYRE_API int gyre_getaddrinfo(gyre_loop *loop, gyre_getaddrinfo_req *req, const 
 
 GYRE_API int gyre_getaddrinfo_cancel(gyre_getaddrinfo_req *req)
 {
-    if (req == NULL || !P(req)->active)
+    if (!prepared(req))
+        return -EINVAL;
+    if (!P(req)->active)
         return -ENOENT;
     if (P(req)->cancel)
         return -EALREADY;

@@ -280,19 +280,14 @@ static int open_listener(const struct sockaddr *addr, socklen_t len, const gyre_
     return fd;
 }
 
-GYRE_API int gyre_listen(gyre_loop *loop, gyre_listener *l, const struct sockaddr *addr,
-                         socklen_t addrlen, const gyre_listen_opts *opts, gyre_accept_cb cb)
+/* Takes fd (listening) into l and arms the accept: 0, or -errno with the
+ * fd left to the caller and nothing else open. */
+static int start_listener(gyre_loop *loop, gyre_listener *l, int fd, const gyre_listen_opts *opts,
+                          gyre_accept_cb cb)
 {
     void *data;
-    int fd, r;
+    int r;
 
-    if (loop == NULL || l == NULL || addr == NULL || cb == NULL || check_opts(opts) < 0)
-        return -EINVAL;
-    if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6 && addr->sa_family != AF_UNIX)
-        return -EINVAL;
-    fd = open_listener(addr, addrlen, opts);
-    if (fd < 0)
-        return fd;
     data = l->data;
     memset(&l->gyre__priv, 0, sizeof l->gyre__priv);
     l->data = data;
@@ -312,7 +307,7 @@ GYRE_API int gyre_listen(gyre_loop *loop, gyre_listener *l, const struct sockadd
     if (P(l)->flags & GYRE_LISTEN_RESERVE_FD) {
         r = gyre__sys_openat(AT_FDCWD, "/dev/null", O_RDONLY, 0);
         if (r < 0) {
-            gyre__sys_close(fd);
+            P(l)->state = 0;
             return r;
         }
         P(l)->reserve_fd = r;
@@ -322,11 +317,61 @@ GYRE_API int gyre_listen(gyre_loop *loop, gyre_listener *l, const struct sockadd
     if (r < 0) {
         if (P(l)->reserve_fd >= 0)
             gyre__sys_close(P(l)->reserve_fd);
-        gyre__sys_close(fd);
         P(l)->state = 0;
         return r;
     }
     return 0;
+}
+
+GYRE_API int gyre_listen(gyre_loop *loop, gyre_listener *l, const struct sockaddr *addr,
+                         socklen_t addrlen, const gyre_listen_opts *opts, gyre_accept_cb cb)
+{
+    int fd, r;
+
+    if (loop == NULL || l == NULL || addr == NULL || cb == NULL || check_opts(opts) < 0)
+        return -EINVAL;
+    if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6 && addr->sa_family != AF_UNIX)
+        return -EINVAL;
+    fd = open_listener(addr, addrlen, opts);
+    if (fd < 0)
+        return fd;
+    r = start_listener(loop, l, fd, opts, cb);
+    if (r < 0)
+        gyre__sys_close(fd);
+    return r;
+}
+
+GYRE_API int gyre_listen_fd(gyre_loop *loop, gyre_listener *l, int fd, const gyre_listen_opts *opts,
+                            gyre_accept_cb cb)
+{
+    int type, listening, r;
+
+    if (loop == NULL || l == NULL || fd < 0 || cb == NULL || check_opts(opts) < 0 ||
+        (opts != NULL && (opts->backlog != 0 || (opts->flags & ~GYRE_LISTEN_RESERVE_FD) != 0)))
+        return -EINVAL;
+    /* SO_TYPE answers -ENOTSOCK for a file or pipe and -EBADF for a closed
+     * fd; SO_ACCEPTCONN says whether listen(2) was called. */
+    r = gyre__sys_net_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type);
+    if (r < 0)
+        return r;
+    if (type != SOCK_STREAM)
+        return -EINVAL;
+    r = gyre__sys_net_getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening);
+    if (r < 0)
+        return r;
+    if (!listening)
+        return -EINVAL;
+    /* Made by someone else: the readiness backends need it non-blocking, and
+     * contract 6 wants every fd gyre holds close-on-exec. */
+    r = gyre__sys_net_adopt(fd);
+    if (r < 0)
+        return r;
+    return start_listener(loop, l, fd, opts, cb);
+}
+
+GYRE_API int gyre_listen_fds(void)
+{
+    return gyre__sys_net_listen_fds(GYRE_LISTEN_FDS_START);
 }
 
 GYRE_API int gyre_listen_tcp(gyre_loop *loop, gyre_listener *l, const char *host, uint16_t port,

@@ -12,6 +12,7 @@
  * The readiness watch is level-triggered, and one readiness event reads at
  * most READ_ROUNDS batches, so a flooded socket cannot hold the loop.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -32,6 +33,10 @@ enum {
 };
 
 #define P(u) (&(u)->gyre__priv)
+
+/* "udps" in ASCII: what gyre_udp_send_req_init() stores, so that garbage is
+ * told from a request gyre has seen. */
+#define SEND_MAGIC 0x75647073u
 
 struct slots {
     struct mmsghdr *hdr;
@@ -259,6 +264,55 @@ GYRE_API int gyre_udp_recv_stop(gyre_udp *u)
     return 0;
 }
 
+GYRE_API int gyre_udp_connect(gyre_udp *u, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct sockaddr unspec;
+    struct sockaddr_storage own;
+    socklen_t ownlen = sizeof own;
+    int r;
+
+    if (u == NULL)
+        return -EINVAL;
+    if (P(u)->state != ST_OPEN && P(u)->state != ST_RECEIVING)
+        return -EBADF;
+    r = gyre__sys_net_getsockname(P(u)->fd, (struct sockaddr *)&own, &ownlen);
+    if (r < 0)
+        return r;
+    if (addr == NULL || addr->sa_family == AF_UNSPEC) {
+        struct sockaddr_storage now;
+        socklen_t nowlen = sizeof now;
+
+        /* connect(2) to AF_UNSPEC dissolves a datagram association, but
+         * Linux's udp_disconnect() also gives back a port the kernel chose
+         * (bind to port 0), and the address with it: the socket would no
+         * longer receive at the address the program handed out. Bind it
+         * again to what it had. */
+        memset(&unspec, 0, sizeof unspec);
+        unspec.sa_family = AF_UNSPEC;
+        r = gyre__sys_net_connect(P(u)->fd, &unspec, sizeof unspec);
+        if (r == 0)
+            r = gyre__sys_net_getsockname(P(u)->fd, (struct sockaddr *)&now, &nowlen);
+        if (r == 0 && (nowlen != ownlen || memcmp(&now, &own, ownlen) != 0))
+            r = gyre__sys_net_bind(P(u)->fd, (struct sockaddr *)&own, ownlen);
+        return r;
+    }
+    /* An IPv4 address on an IPv6 socket would be a mapped-address question
+     * connect(2) answers differently per socket option: ask for the
+     * family the socket has. */
+    if (addr->sa_family != own.ss_family)
+        return -EINVAL;
+    return gyre__sys_net_connect(P(u)->fd, addr, addrlen);
+}
+
+GYRE_API int gyre_udp_send_req_init(gyre_udp_send_req *req)
+{
+    if (req == NULL)
+        return -EINVAL;
+    memset(&req->gyre__priv, 0, sizeof req->gyre__priv);
+    req->gyre__priv.magic = SEND_MAGIC;
+    return 0;
+}
+
 static void sent_cb(gyre_op *op)
 {
     gyre_udp_send_req *req = op->data;
@@ -272,7 +326,10 @@ GYRE_API int gyre_udp_send(gyre_udp *u, gyre_udp_send_req *req, const void *buf,
 {
     int r;
 
-    if (u == NULL || req == NULL || cb == NULL || (buf == NULL && len != 0))
+    assert((req == NULL || req->gyre__priv.magic == SEND_MAGIC) &&
+           "gyre_udp_send_req used without gyre_udp_send_req_init()");
+    if (u == NULL || req == NULL || req->gyre__priv.magic != SEND_MAGIC || cb == NULL ||
+        (buf == NULL && len != 0))
         return -EINVAL;
     if (P(u)->state != ST_OPEN && P(u)->state != ST_RECEIVING)
         return -EBADF;

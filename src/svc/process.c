@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -337,13 +338,15 @@ static int spawn_check(gyre_loop *loop, gyre_process *p, const gyre_spawn_opts *
     int i;
 
     if (loop == NULL || p == NULL || o == NULL || cb == NULL || o->argv == NULL ||
-        o->argv[0] == NULL || o->flags != 0 || o->reserved32 != 0)
+        o->argv[0] == NULL || (o->flags & ~GYRE_SPAWN_SEARCH_PATH) != 0 || o->reserved32 != 0)
         return -EINVAL;
     for (i = 0; i < 4; i++)
         if (o->reserved[i] != 0)
             return -EINVAL;
     for (i = 0; i < 3; i++) {
-        if (o->stdio[i].how > GYRE_STDIO_FD)
+        if (o->stdio[i].how > GYRE_STDIO_STREAM)
+            return -EINVAL;
+        if (o->stdio[i].how == GYRE_STDIO_STREAM && o->stdio[i].stream == NULL)
             return -EINVAL;
         if (o->stdio[i].how == GYRE_STDIO_FD && o->stdio[i].fd < 0)
             return -EINVAL;
@@ -382,6 +385,7 @@ static int spawn_stdio(const gyre_spawn_opts *o, struct gyre__child *c, int thei
             c->src[i] = theirs[i] = rc;
             break;
         case GYRE_STDIO_PIPE:
+        case GYRE_STDIO_STREAM:
             if ((rc = gyre__sys_pipe(fds, 0)) < 0)
                 return rc;
             /* The child reads its stdin and writes the others. */
@@ -409,6 +413,13 @@ GYRE_API int gyre_spawn(gyre_loop *loop, gyre_process *p, const gyre_spawn_opts 
         return rc;
     memset(&c, 0, sizeof c);
     c.path = opts->path != NULL ? opts->path : opts->argv[0];
+    if ((opts->flags & GYRE_SPAWN_SEARCH_PATH) && strchr(c.path, '/') == NULL) {
+        /* Read here, not in the child: getenv is not async-signal-safe
+         * against a setenv in another thread, and the child only copies. */
+        c.search = secure_getenv("PATH");
+        if (c.search == NULL || c.search[0] == '\0')
+            return -ENOENT;
+    }
     c.argv = opts->argv;
     c.envp = opts->env != NULL ? opts->env : environ;
     c.cwd = opts->cwd;
@@ -462,8 +473,18 @@ GYRE_API int gyre_spawn(gyre_loop *loop, gyre_process *p, const gyre_spawn_opts 
     p->pid = pid;
     p->exit_status = 0;
     p->term_signal = 0;
-    for (i = 0; i < 3; i++)
+    /* Streams last: gyre_stream_init() on a fresh pipe end cannot fail once
+     * the arguments were checked, and nothing after it can. */
+    for (i = 0; i < 3; i++) {
+        if (opts->stdio[i].how == GYRE_STDIO_STREAM) {
+            /* Checked above (loop, stream) or just made (the fd), so it
+             * cannot fail; if it ever did, the end must not leak. */
+            if (gyre_stream_init(loop, opts->stdio[i].stream, ours[i], 0) < 0)
+                gyre__sys_close(ours[i]);
+            ours[i] = -1;
+        }
         p->stdio_fd[i] = ours[i];
+    }
     close_fds(errpipe, 2);
     return 0;
 

@@ -5,9 +5,13 @@
  * injected error.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "sys/inject.h"
 #include "sys/net.h"
@@ -41,9 +45,30 @@ int gyre__sys_net_bind(int fd, const struct sockaddr *addr, socklen_t len)
     return ret(bind(fd, addr, len));
 }
 
+int gyre__sys_net_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int r;
+
+    /* A datagram connect never waits; EINTR only from a signal that came
+     * first, and the call may simply be made again. */
+    do
+        r = ret(connect(fd, addr, len));
+    while (r == -EINTR);
+    return r;
+}
+
 int gyre__sys_net_listen(int fd, int backlog)
 {
     return ret(listen(fd, backlog));
+}
+
+int gyre__sys_net_adopt(int fd)
+{
+    int r = gyre__sys_net_nonblock(fd);
+
+    if (r == 0)
+        r = ret(fcntl(fd, F_SETFD, FD_CLOEXEC));
+    return r;
 }
 
 int gyre__sys_net_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
@@ -136,4 +161,40 @@ void gyre__sys_net_freeaddrinfo(struct addrinfo *res)
 {
     if (res != NULL)
         freeaddrinfo(res);
+}
+
+/* LISTEN_PID and LISTEN_FDS as sd_listen_fds(3) reads them: decimal, no
+ * sign, no trailing text. */
+static int parse_uint(const char *s, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int gyre__sys_net_listen_fds(int start)
+{
+    const char *pid_s = secure_getenv("LISTEN_PID");
+    const char *fds_s = secure_getenv("LISTEN_FDS");
+    long pid, n;
+
+    if (pid_s == NULL || fds_s == NULL)
+        return 0;
+    if (parse_uint(pid_s, &pid) < 0 || parse_uint(fds_s, &n) < 0 || n > INT_MAX - start)
+        return -EINVAL;
+    if (pid != (long)getpid())
+        return 0;
+    for (int fd = start; fd < start + (int)n; fd++) {
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            return -errno;
+    }
+    return (int)n;
 }

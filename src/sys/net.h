@@ -19,9 +19,19 @@ int gyre__sys_net_setsockopt(int fd, int level, int name, int value);
 int gyre__sys_net_getsockopt(int fd, int level, int name, int *value);
 int gyre__sys_net_bind(int fd, const struct sockaddr *addr, socklen_t len);
 int gyre__sys_net_listen(int fd, int backlog);
+/* connect(2), retried on EINTR: for datagram sockets, where it never waits. */
+int gyre__sys_net_connect(int fd, const struct sockaddr *addr, socklen_t len);
+/* sd_listen_fds(3)'s protocol: the count in LISTEN_FDS when LISTEN_PID is
+ * this process (its fds, from start on, made close-on-exec), 0 when the
+ * variables are unset or for another process, -EINVAL when malformed,
+ * -EBADF when a passed fd is not open. */
+int gyre__sys_net_listen_fds(int start);
 int gyre__sys_net_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
 /* Makes fd non-blocking (ioctl FIONBIO: one call, no read-modify-write). */
 int gyre__sys_net_nonblock(int fd);
+/* Makes an fd another program made fit for gyre: non-blocking and
+ * close-on-exec. */
+int gyre__sys_net_adopt(int fd);
 /* recvmmsg(2) with MSG_DONTWAIT and MSG_CMSG_CLOEXEC added: datagrams read,
  * or -errno. eagain eintr. */
 int gyre__sys_net_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n, int flags);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -133,6 +134,48 @@ static void child_close_others(int keep, unsigned int maxfd)
             close((int)fd);
 }
 
+/* execve of c->path, or of the first match along c->search (posix_spawnp's
+ * rules: ENOENT, ENOTDIR and EACCES move on, EACCES is remembered, any
+ * other error stops). Returns only on failure, with the errno to report. */
+static int child_exec(const struct gyre__child *c)
+{
+    char buf[PATH_MAX];
+    size_t nlen;
+    int seen_eacces = 0;
+    const char *dir = c->search;
+
+    if (dir == NULL) {
+        execve(c->path, c->argv, c->envp);
+        return errno;
+    }
+    nlen = strlen(c->path);
+    for (;;) {
+        const char *end = strchr(dir, ':');
+        size_t dlen = end != NULL ? (size_t)(end - dir) : strlen(dir);
+
+        /* An empty entry is the working directory, as in execvp(). */
+        if (dlen + 1 + nlen + 1 <= sizeof buf) {
+            size_t at = 0;
+
+            if (dlen != 0) {
+                memcpy(buf, dir, dlen);
+                buf[dlen] = '/';
+                at = dlen + 1;
+            }
+            memcpy(buf + at, c->path, nlen + 1);
+            execve(buf, c->argv, c->envp);
+            if (errno == EACCES)
+                seen_eacces = 1;
+            else if (errno != ENOENT && errno != ENOTDIR)
+                return errno;
+        }
+        if (end == NULL)
+            break;
+        dir = end + 1;
+    }
+    return seen_eacces ? EACCES : ENOENT;
+}
+
 static _Noreturn void child_run(const struct gyre__child *c)
 {
     struct sigaction dfl, old;
@@ -178,8 +221,7 @@ static _Noreturn void child_run(const struct gyre__child *c)
         child_fail(errfd, errno);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(c->path, c->argv, c->envp);
-    child_fail(errfd, errno);
+    child_fail(errfd, child_exec(c));
 }
 
 /* --- the parent's side --- */

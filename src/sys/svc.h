@@ -17,6 +17,7 @@
 /* What the child does between clone and execve, prepared by the parent. */
 struct gyre__child {
     const char *path;   /* execve's file */
+    const char *search; /* PATH to look path up in (it has no '/'), or NULL */
     char *const *argv;  /* NULL-terminated */
     char *const *envp;  /* NULL-terminated; never NULL here */
     const char *cwd;    /* NULL: stay */
