@@ -521,7 +521,8 @@ GYRE_API void gyre_op_statx(gyre_op *op, int dirfd, const char *path, int flags,
 GYRE_API void gyre_op_fsync(gyre_op *op, int fd, int datasync);
 /* One-shot readiness: result is the GYRE_* events that hold. */
 GYRE_API void gyre_op_poll(gyre_op *op, int fd, uint32_t events);
-/* Completes with 0 after timeout_ns (or -ECANCELED if cancelled first). */
+/* Completes with 0 after timeout_ns (or -ECANCELED if cancelled first); an
+ * expired timeout holds its link (see gyre_op_set_link). */
 GYRE_API void gyre_op_timeout(gyre_op *op, uint64_t timeout_ns);
 /* Multishot accept: one completion per connection (result = new fd), with
  * GYRE_OP_MORE until cancelled or the listener fails. */

@@ -74,6 +74,10 @@ enum gyre__feature {
      * 5.19+); without it the core cancels them itself. Either way the
      * close's final event comes after theirs (see submit()). */
     GYRE__FEAT_CLOSE_CANCELS_FD = 1000,
+    /* A TIMEOUT that expires does not break its link (io_uring 5.16+,
+     * IORING_TIMEOUT_ETIME_SUCCESS); without it the core carries the link
+     * of a TIMEOUT (gyre.h's link table). */
+    GYRE__FEAT_TIMEOUT_LINKS = 1001,
 };
 
 /* How each op's fields are used (set by gyre_op_<name>(), never changed by a

@@ -366,7 +366,9 @@ static int will_be_native(gyre_loop *loop, const gyre_op *op)
 }
 
 /* Whether op may be linked to and from its neighbours in the kernel (the
- * backend then starts it only when the op before it ends). Not a close: the
+ * backend then starts it only when the op before it ends). Not a TIMEOUT on
+ * a kernel whose expired TIMEOUT breaks its link (before 5.16): gyre's rule
+ * is that it holds, so the core carries it. Not a close: the
  * backend holds a close back until the ops on its fd have ended (backend.h),
  * which it cannot do to a request the kernel issues itself. Not a multishot,
  * whose deadline is the core's timer, started by start(). */
@@ -374,8 +376,10 @@ static int kernel_linkable(gyre_loop *loop, const gyre_op *op)
 {
     unsigned opc = op->gyre__priv.opcode;
 
-    return opc != GYRE__OP_CLOSE && opc != GYRE__OP_RECV_MULTI && opc != GYRE__OP_ACCEPT_MULTI &&
-           will_be_native(loop, op);
+    if (opc == GYRE__OP_CLOSE || opc == GYRE__OP_RECV_MULTI || opc == GYRE__OP_ACCEPT_MULTI ||
+        !will_be_native(loop, op))
+        return 0;
+    return opc != GYRE__OP_TIMEOUT || loop->be->supports(loop->be_state, GYRE__FEAT_TIMEOUT_LINKS);
 }
 
 /* --- stream order --- */
@@ -771,6 +775,13 @@ static void start(gyre_loop *loop, gyre_op *op, enum start_how how)
              * successor already waiting behind it. A close is never in a
              * kernel chain either (kernel_linkable()). */
             OPF &= ~GYRE__OPF_LINK;
+            /* Being submitted but not linkable in the kernel (a close, a
+             * TIMEOUT before 5.16): the core carries its link to the op
+             * submitted next, as for the tail of a released hold. */
+            if (how == START_SUBMIT) {
+                loop->chain = GYRE__CHAIN_PENDING;
+                loop->chain_tail = op;
+            }
         }
         native_submit(loop, op);
         return;
