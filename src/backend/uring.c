@@ -1056,10 +1056,14 @@ static void finish_local(struct ur *u, gyre_op *op, int32_t res)
 
 /* GYRE_FAULTS at the ring's boundary, before the kernel sees the SQE: a
  * one-shot transfer is handed a shorter length, as a short read or write
- * would come back. Only call when FAULTS_ON(). */
-static void inject_sqe(unsigned opc, struct io_uring_sqe *sqe)
+ * would come back. Not one the kernel links onward or must move whole
+ * (MSG_WAITALL): the kernel would judge its link, or retry, by the shorter
+ * length, which the core cannot see. Only call when FAULTS_ON(). */
+static void inject_sqe(const gyre_op *op, int link_out, struct io_uring_sqe *sqe)
 {
-    switch (opc) {
+    if (link_out || gyre__op_whole(op))
+        return;
+    switch (op->gyre__priv.opcode) {
     case GYRE__OP_READ:
     case GYRE__OP_WRITE:
     case GYRE__OP_RECV:
@@ -1099,6 +1103,10 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
     int fd = op->gyre__priv.fd;
     struct io_uring_sqe *sqe;
     uint64_t pending = 1;
+    /* A linked write moves every byte or breaks its link (gyre.h's link
+     * table): MSG_WAITALL has the kernel retry a partial send (5.19+; before,
+     * the send ends short and breaks the link all the same). */
+    int waitall = (op->gyre__priv.sflags & GYRE__OPF_WHOLE) ? MSG_WAITALL : 0;
 
     if (OPST(op) & ST_CLOSEFD) {
         /* gyre_op_close(): whatever this ring still holds on the fd ends
@@ -1122,7 +1130,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
          * raises SIGPIPE; the core redoes it on -ENOTSOCK. A plain WRITE to
          * a broken pipe or socket raises SIGPIPE (checked on 6.18). */
         if (off == GYRE_OFF_CUR)
-            io_uring_prep_send(sqe, fd, addr, len, MSG_NOSIGNAL);
+            io_uring_prep_send(sqe, fd, addr, len, MSG_NOSIGNAL | waitall);
         else
             io_uring_prep_write(sqe, fd, addr, len, off);
         break;
@@ -1138,7 +1146,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
             memset(m, 0, sizeof *m);
             m->msg_iov = addr;
             m->msg_iovlen = len;
-            io_uring_prep_sendmsg(sqe, fd, m, MSG_NOSIGNAL);
+            io_uring_prep_sendmsg(sqe, fd, m, MSG_NOSIGNAL | waitall);
         } else {
             io_uring_prep_writev(sqe, fd, addr, len, off);
         }
@@ -1148,13 +1156,13 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
         io_uring_prep_recv(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT));
         break;
     case GYRE__OP_SEND:
-        io_uring_prep_send(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT));
+        io_uring_prep_send(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT) | waitall);
         break;
     case GYRE__OP_RECVMSG:
         io_uring_prep_recvmsg(sqe, fd, addr, arg & ~(uint32_t)MSG_DONTWAIT);
         break;
     case GYRE__OP_SENDMSG:
-        io_uring_prep_sendmsg(sqe, fd, addr, arg & ~(uint32_t)MSG_DONTWAIT);
+        io_uring_prep_sendmsg(sqe, fd, addr, (arg & ~(uint32_t)MSG_DONTWAIT) | (uint32_t)waitall);
         break;
     case GYRE__OP_ACCEPT:
         io_uring_prep_accept(sqe, fd, addr, op->gyre__priv.addr2, (int)(arg | SOCK_CLOEXEC));
@@ -1218,7 +1226,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
     }
     io_uring_sqe_set_data64(sqe, ud | TAG_OP);
     if (FAULTS_ON())
-        inject_sqe(op->gyre__priv.opcode, sqe);
+        inject_sqe(op, link_out, sqe);
     if (gyre__op_kernel_deadline(op) != 0) {
         sqe->flags |= IOSQE_IO_LINK;
         sqe = get_sqe(u);
