@@ -594,7 +594,8 @@ GYRE_API void gyre_op_fsync(gyre_op *op, int fd, int datasync);
 /* One-shot readiness: result is the GYRE_* events that hold.
  * Errors: none. */
 GYRE_API void gyre_op_poll(gyre_op *op, int fd, uint32_t events);
-/* Completes with 0 after timeout_ns (or -ECANCELED if cancelled first).
+/* Completes with 0 after timeout_ns (or -ECANCELED if cancelled first); an
+ * expired timeout holds its link (see gyre_op_set_link).
  * Errors: none. */
 GYRE_API void gyre_op_timeout(gyre_op *op, uint64_t timeout_ns);
 /* Multishot accept: one completion per connection (result = new fd), with
@@ -649,8 +650,53 @@ GYRE_API int gyre_file_alignment(int fd, uint32_t *mem, uint32_t *off);
  * Errors: none. */
 GYRE_API void gyre_op_set_deadline(gyre_op *op, uint64_t timeout_ns);
 /* Links op to the next op submitted on the same loop: that one starts only
- * after this one succeeds (a read or write must also be whole); otherwise
- * it, and the rest of the chain, completes with -ECANCELED.
+ * after op's result holds the link (the table below); otherwise it, and the
+ * rest of the chain, completes with -ECANCELED without starting. Any number
+ * of ops may be chained; a chain ends at the first op submitted without a
+ * link. Not for multishot ops (-EINVAL at submit: they never end alone).
+ *
+ * THE LINK TABLE, the same on every backend (io_uring links in the kernel,
+ * with the flags named here; elsewhere, and where the kernel cannot say it,
+ * the core carries the link). A result < 0 breaks every link: an error, a
+ * cancel (-ECANCELED), a fired deadline (-ETIME). For a result >= 0:
+ *
+ *  op                         fd kind     holds when     why
+ *  read, readv at an offset   file        res == asked   short is end of file; what follows
+ *                                                        counted on the bytes (io_uring READ)
+ *  read, readv at the         pipe, tty,  res == asked   io_uring READ's rule; no MSG_WAITALL
+ *    current position         socket                     exists for it, so short breaks
+ *  write, writev at an offset file        res == asked   short means a full disk: stop there
+ *  write, writev at the       socket      res == asked,  a linked write is moved whole (sent
+ *    current position;                    retried until  with MSG_WAITALL, the emulation
+ *    send, sendmsg                        whole (*)      retries alike): the next op never
+ *                                                        writes after a gap in the stream
+ *  write, writev (current)    pipe, other as above (*)   the same, by the emulated retry
+ *  recv, recvmsg              socket      any res >= 0   a stream recv answers with what is
+ *                                                        there, 0 at end of stream: the
+ *                                                        kernel's rule without MSG_WAITALL
+ *  recv, recvmsg with         stream      res == asked   retried until whole (linked or not),
+ *    MSG_WAITALL              socket                     so short is end of stream or error
+ *  recv, recvmsg with         datagram    res == asked,  one datagram, never retried: it must
+ *    MSG_WAITALL              socket      not truncated  fill the buffer exactly (the kernel's
+ *                                                        MSG_WAITALL rule)
+ *  copy_file_range            file        res == len     as a write at an offset
+ *  readdir                    directory   any res >= 0   a partial fill is the normal answer
+ *  timeout                    -           any (it        expiry is what was asked for (io_uring
+ *                                         expired: 0)    5.16+: IORING_TIMEOUT_ETIME_SUCCESS;
+ *                                                        before, the core carries the link)
+ *  nop, poll, accept,         any         any res >= 0   the result is a value (an fd, a mask,
+ *    connect, shutdown,                                  0), not a count: success is whole
+ *    close, openat, statx,
+ *    fsync, ftruncate,
+ *    fallocate, unlinkat,
+ *    renameat, mkdirat, work
+ *
+ * (*) Whole: such an op completes with every byte, or short only when an
+ * error ends it after some bytes moved (the count says how many), which
+ * breaks the link. io_uring retries a MSG_WAITALL transfer from 5.19; on an
+ * older kernel it may end short, and breaks the link the same way. A send
+ * or recv with MSG_WAITALL is moved whole in the same way when not linked.
+ *
  * Errors: none. */
 GYRE_API void gyre_op_set_link(gyre_op *op);
 

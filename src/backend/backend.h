@@ -74,6 +74,10 @@ enum gyre__feature {
      * 5.19+); without it the core cancels them itself. Either way the
      * close's final event comes after theirs (see submit()). */
     GYRE__FEAT_CLOSE_CANCELS_FD = 1000,
+    /* A TIMEOUT that expires does not break its link (io_uring 5.16+,
+     * IORING_TIMEOUT_ETIME_SUCCESS); without it the core carries the link
+     * of a TIMEOUT (gyre.h's link table). */
+    GYRE__FEAT_TIMEOUT_LINKS = 1001,
 };
 
 /* How each op's fields are used (set by gyre_op_<name>(), never changed by a
@@ -114,6 +118,29 @@ enum gyre__feature {
 #define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
 #define GYRE__OPF_ORDER 0x100u   /* counted in its fd's order_busy (core) */
 #define GYRE__OPF_EMUL 0x200u    /* the backend said -EAGAIN: redone by readiness */
+#define GYRE__OPF_WHOLE 0x400u   /* a linked write: moves every byte or fails (MSG_WAITALL) */
+#define GYRE__OPF_TRUNC 0x800u   /* emulated MSG_WAITALL recv: the datagram was truncated */
+
+/* Whether op moves every byte it asked for before it completes, retried
+ * after a partial transfer (gyre.h's link table): a recv, send, recvmsg or
+ * sendmsg with MSG_WAITALL, and a linked write, writev, send or sendmsg
+ * (GYRE__OPF_WHOLE, which io_uring carries as MSG_WAITALL). A recv retries
+ * only on a stream socket (a datagram is one message). */
+static inline int gyre__op_whole(const gyre_op *op)
+{
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_RECV:
+    case GYRE__OP_SEND:
+    case GYRE__OP_RECVMSG:
+    case GYRE__OP_SENDMSG:
+        return (op->gyre__priv.arg & MSG_WAITALL) || (op->gyre__priv.sflags & GYRE__OPF_WHOLE);
+    case GYRE__OP_WRITE:
+    case GYRE__OP_WRITEV:
+        return (op->gyre__priv.sflags & GYRE__OPF_WHOLE) != 0;
+    default:
+        return 0;
+    }
+}
 
 /* The deadline a backend must carry for op: none when the core's timer keeps
  * it (multishot ops, which the kernel cannot give a linked timeout, and ops

@@ -20,6 +20,8 @@
  *   RENAMEAT, UNLINKAT                               5.11
  *   POLL_ADD_MULTI (GYRE_EDGE), POLL_UPDATE          5.13
  *   REGISTER_IOWQ_MAX_WORKERS, MKDIRAT               5.15
+ *   TIMEOUT_ETIME_SUCCESS (an expired linked TIMEOUT 5.16
+ *     does not break its link; probed by a TIMEOUT)
  *   SETUP_SUBMIT_ALL                                 5.18
  *   SETUP_COOP_TASKRUN, SETUP_TASKRUN_FLAG           5.19
  *   ACCEPT_MULTISHOT, ASYNC_CANCEL_FD/ALL/ANY        5.19
@@ -33,7 +35,7 @@
  * setup flags are tried on a throwaway ring. GYRE_URING_PROFILE=5.15|6.1|full
  * (read once with secure_getenv) masks all this down to that kernel, so every
  * fallback runs on a new kernel; an unknown value means "full". 5.15 drops
- * the 5.18, 5.19, 6.0, 6.1 and 6.9 rows; 6.1 drops the 6.9 row.
+ * the 5.16, 5.18, 5.19, 6.0, 6.1 and 6.9 rows; 6.1 drops the 6.9 row.
  *
  * user_data: ops are 8-aligned, so the low 3 bits tag what a CQE is about
  * (TAG_*). A poll arm carries no pointer but (fd, arm sequence): an event is
@@ -208,6 +210,7 @@ struct probe {
     uint32_t submit_all, coop, single_issuer, defer;
     /* the rest (profile applied) */
     int poll_multi, accept_multi, recv_multi, pbuf_ring, cancel_fd, iowq_max;
+    int etime_success; /* IORING_TIMEOUT_ETIME_SUCCESS */
     /* IORING_OP_FTRUNCATE lies past this liburing's IORING_OP_LAST. */
     int ftruncate;
     unsigned char ops[IORING_OP_LAST];
@@ -268,6 +271,27 @@ static int opcode_ok(const struct io_uring_probe *p, int op)
     return op <= p->last_op && (p->ops[op].flags & IO_URING_OP_SUPPORTED);
 }
 
+/* 1 if the kernel takes IORING_TIMEOUT_ETIME_SUCCESS (5.16+): a TIMEOUT of
+ * 0 ns with it expires at once (-ETIME); older kernels refuse the flag
+ * (-EINVAL). No opcode or feature bit tells. */
+static int probe_etime_success(struct io_uring *ring)
+{
+    struct __kernel_timespec ts = {0, 0};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    struct io_uring_cqe *cqe;
+    int r;
+
+    if (sqe == NULL)
+        return 0;
+    io_uring_prep_timeout(sqe, &ts, 0, IORING_TIMEOUT_ETIME_SUCCESS);
+    r = io_uring_submit_and_wait(ring, 1);
+    if (r < 0 || io_uring_peek_cqe(ring, &cqe) != 0)
+        return 0;
+    r = cqe->res;
+    io_uring_cqe_seen(ring, cqe);
+    return r == -ETIME;
+}
+
 /* The real probe: a ring, a NOP round trip, the opcode probe, feature bits.
  * Returns 1 (usable), 0 (not usable: probed.reason says why) or -1 (a
  * transient failure such as EMFILE: not cached). */
@@ -308,6 +332,8 @@ static int probe_run(void)
         probed.reason = REASON("io_uring_enter", r);
         return 0;
     }
+    io_uring_cqe_seen(&ring, cqe);
+    probed.etime_success = probe_etime_success(&ring);
     p = gyre__calloc(1, psize);
     if (p == NULL) {
         io_uring_queue_exit(&ring);
@@ -370,6 +396,7 @@ static int probe_run(void)
     if (prof == PROF_515) {
         probed.submit_all = probed.coop = probed.single_issuer = probed.defer = 0;
         probed.accept_multi = probed.cancel_fd = probed.pbuf_ring = probed.recv_multi = 0;
+        probed.etime_success = 0;
     }
     if (prof != PROF_FULL)
         probed.ftruncate = 0; /* 6.9: newer than both profiles */
@@ -791,6 +818,8 @@ static int gyre_uring_supports(void *state, unsigned opcode)
     switch (opcode) {
     case GYRE__FEAT_CLOSE_CANCELS_FD:
         return probed.cancel_fd;
+    case GYRE__FEAT_TIMEOUT_LINKS:
+        return probed.etime_success;
     case GYRE__OP_NOP:
         return 1;
     case GYRE__OP_READ:
@@ -1027,10 +1056,14 @@ static void finish_local(struct ur *u, gyre_op *op, int32_t res)
 
 /* GYRE_FAULTS at the ring's boundary, before the kernel sees the SQE: a
  * one-shot transfer is handed a shorter length, as a short read or write
- * would come back. Only call when FAULTS_ON(). */
-static void inject_sqe(unsigned opc, struct io_uring_sqe *sqe)
+ * would come back. Not one the kernel links onward or must move whole
+ * (MSG_WAITALL): the kernel would judge its link, or retry, by the shorter
+ * length, which the core cannot see. Only call when FAULTS_ON(). */
+static void inject_sqe(const gyre_op *op, int link_out, struct io_uring_sqe *sqe)
 {
-    switch (opc) {
+    if (link_out || gyre__op_whole(op))
+        return;
+    switch (op->gyre__priv.opcode) {
     case GYRE__OP_READ:
     case GYRE__OP_WRITE:
     case GYRE__OP_RECV:
@@ -1070,6 +1103,10 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
     int fd = op->gyre__priv.fd;
     struct io_uring_sqe *sqe;
     uint64_t pending = 1;
+    /* A linked write moves every byte or breaks its link (gyre.h's link
+     * table): MSG_WAITALL has the kernel retry a partial send (5.19+; before,
+     * the send ends short and breaks the link all the same). */
+    int waitall = (op->gyre__priv.sflags & GYRE__OPF_WHOLE) ? MSG_WAITALL : 0;
 
     if (OPST(op) & ST_CLOSEFD) {
         /* gyre_op_close(): whatever this ring still holds on the fd ends
@@ -1093,7 +1130,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
          * raises SIGPIPE; the core redoes it on -ENOTSOCK. A plain WRITE to
          * a broken pipe or socket raises SIGPIPE (checked on 6.18). */
         if (off == GYRE_OFF_CUR)
-            io_uring_prep_send(sqe, fd, addr, len, MSG_NOSIGNAL);
+            io_uring_prep_send(sqe, fd, addr, len, MSG_NOSIGNAL | waitall);
         else
             io_uring_prep_write(sqe, fd, addr, len, off);
         break;
@@ -1109,7 +1146,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
             memset(m, 0, sizeof *m);
             m->msg_iov = addr;
             m->msg_iovlen = len;
-            io_uring_prep_sendmsg(sqe, fd, m, MSG_NOSIGNAL);
+            io_uring_prep_sendmsg(sqe, fd, m, MSG_NOSIGNAL | waitall);
         } else {
             io_uring_prep_writev(sqe, fd, addr, len, off);
         }
@@ -1119,13 +1156,13 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
         io_uring_prep_recv(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT));
         break;
     case GYRE__OP_SEND:
-        io_uring_prep_send(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT));
+        io_uring_prep_send(sqe, fd, addr, len, (int)(arg & ~(uint32_t)MSG_DONTWAIT) | waitall);
         break;
     case GYRE__OP_RECVMSG:
         io_uring_prep_recvmsg(sqe, fd, addr, arg & ~(uint32_t)MSG_DONTWAIT);
         break;
     case GYRE__OP_SENDMSG:
-        io_uring_prep_sendmsg(sqe, fd, addr, arg & ~(uint32_t)MSG_DONTWAIT);
+        io_uring_prep_sendmsg(sqe, fd, addr, (arg & ~(uint32_t)MSG_DONTWAIT) | (uint32_t)waitall);
         break;
     case GYRE__OP_ACCEPT:
         io_uring_prep_accept(sqe, fd, addr, op->gyre__priv.addr2, (int)(arg | SOCK_CLOEXEC));
@@ -1152,7 +1189,11 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
         io_uring_prep_poll_add(sqe, fd, arg & UR_INTEREST);
         break;
     case GYRE__OP_TIMEOUT:
-        io_uring_prep_timeout(sqe, ts_at(op, BE_TS), 0, 0);
+        /* An expired TIMEOUT holds its link (gyre.h's link table): the
+         * flag says so to the kernel (5.16+); without it the core carries
+         * a TIMEOUT's link (GYRE__FEAT_TIMEOUT_LINKS). */
+        io_uring_prep_timeout(sqe, ts_at(op, BE_TS), 0,
+                              probed.etime_success ? IORING_TIMEOUT_ETIME_SUCCESS : 0);
         break;
     case GYRE__OP_ACCEPT_MULTI:
         io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
@@ -1185,7 +1226,7 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
     }
     io_uring_sqe_set_data64(sqe, ud | TAG_OP);
     if (FAULTS_ON())
-        inject_sqe(op->gyre__priv.opcode, sqe);
+        inject_sqe(op, link_out, sqe);
     if (gyre__op_kernel_deadline(op) != 0) {
         sqe->flags |= IOSQE_IO_LINK;
         sqe = get_sqe(u);

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -79,6 +80,104 @@ static ssize_t write_cur(gyre_loop *loop, int fd, const struct iovec *iov, int c
     return gyre__sys_writev_nosigpipe(fd, iov, cnt);
 }
 
+/* iovecs one try of a retried transfer passes: a longer rest just takes
+ * more tries. */
+#define WHOLE_IOV 64
+
+/* The part of (iov, n) after `skip` bytes, at most WHOLE_IOV entries. */
+static int iov_rest(const struct iovec *iov, size_t n, uint64_t skip, struct iovec *out)
+{
+    size_t i = 0;
+    int k = 0;
+
+    while (i < n && skip >= iov[i].iov_len) {
+        skip -= iov[i].iov_len;
+        i++;
+    }
+    for (; i < n && k < WHOLE_IOV; i++, k++) {
+        out[k].iov_base = (char *)iov[i].iov_base + skip;
+        out[k].iov_len = iov[i].iov_len - skip;
+        skip = 0;
+    }
+    return k;
+}
+
+/* A transfer that must be whole (gyre__op_whole(), gyre.h's link table):
+ * one non-blocking try of what is left, with what moved so far in off2.
+ * Returns the total once whole, at end of stream, for a datagram, or on an
+ * error after some bytes moved (as io_uring's MSG_WAITALL retry reports,
+ * 5.19+); -EAGAIN to wait for readiness again; -errno if nothing moved. A
+ * recv goes through recvmsg to see MSG_TRUNC. Ancillary data goes with the
+ * first try only, so fds are neither sent nor received twice. */
+static int64_t try_whole(gyre_loop *loop, gyre_op *op)
+{
+    unsigned opc = op->gyre__priv.opcode;
+    struct msghdr *um = op->gyre__priv.addr;
+    struct iovec one = {.iov_base = op->gyre__priv.addr, .iov_len = op->gyre__priv.len};
+    const struct iovec *iov = &one;
+    size_t n = 1;
+    struct iovec rest[WHOLE_IOV];
+    struct msghdr m;
+    uint64_t done = op->gyre__priv.off2;
+    int fd = op->gyre__priv.fd, flags = (int)op->gyre__priv.arg, t;
+    int64_t r;
+
+    memset(&m, 0, sizeof m);
+    if (opc == GYRE__OP_WRITEV) {
+        iov = op->gyre__priv.addr;
+        n = op->gyre__priv.len;
+    } else if (opc == GYRE__OP_RECVMSG || opc == GYRE__OP_SENDMSG) {
+        m = *um;
+        iov = um->msg_iov;
+        n = um->msg_iovlen;
+        if (done != 0) {
+            m.msg_control = NULL;
+            m.msg_controllen = 0;
+        }
+    }
+    m.msg_iov = rest;
+    m.msg_iovlen = (size_t)iov_rest(iov, n, done, rest);
+    do {
+        switch (opc) {
+        case GYRE__OP_WRITE:
+        case GYRE__OP_WRITEV:
+            r = write_cur(loop, fd, rest, (int)m.msg_iovlen);
+            break;
+        case GYRE__OP_SEND:
+        case GYRE__OP_SENDMSG:
+            r = gyre__sys_sendmsg(fd, &m, flags);
+            break;
+        default: /* RECV, RECVMSG */
+            r = gyre__sys_recvmsg(fd, &m, flags);
+            break;
+        }
+    } while (r == -EINTR);
+    if (r == -EAGAIN)
+        return r;
+    if (opc == GYRE__OP_RECVMSG) {
+        um->msg_flags = m.msg_flags;
+        if (done == 0) {
+            um->msg_namelen = m.msg_namelen;
+            um->msg_controllen = m.msg_controllen;
+        }
+    }
+    if (r < 0)
+        return done != 0 ? (int64_t)done : r;
+    if (opc == GYRE__OP_RECV && (m.msg_flags & MSG_TRUNC))
+        op->gyre__priv.sflags |= GYRE__OPF_TRUNC;
+    done += (uint64_t)r;
+    op->gyre__priv.off2 = done;
+    if (done == gyre__op_wanted_bytes(op) || r == 0)
+        return (int64_t)done;
+    if (opc == GYRE__OP_RECV || opc == GYRE__OP_RECVMSG) {
+        /* The kernel retries a stream only: a datagram is one message. */
+        t = gyre__sys_socket_type(fd);
+        if (t != SOCK_STREAM && t != SOCK_SEQPACKET)
+            return (int64_t)done;
+    }
+    return -EAGAIN;
+}
+
 /* One non-blocking attempt; -EAGAIN means "wait for readiness again". */
 static int64_t try_io(gyre_loop *loop, gyre_op *op)
 {
@@ -86,6 +185,8 @@ static int64_t try_io(gyre_loop *loop, gyre_op *op)
     struct iovec one = {.iov_base = op->gyre__priv.addr, .iov_len = op->gyre__priv.len};
     int64_t r;
 
+    if (gyre__op_whole(op))
+        return try_whole(loop, op);
     do {
         switch (op->gyre__priv.opcode) {
         case GYRE__OP_READ:

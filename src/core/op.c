@@ -310,38 +310,70 @@ static int is_file_op(const gyre_op *op)
     }
 }
 
-/* Bytes a read or write asked for (links need the op to be whole). */
+static uint64_t iov_total(const struct iovec *iov, size_t n)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
+/* Bytes a transfer asked for (links need some of them to be whole). */
 uint64_t gyre__op_wanted_bytes(const gyre_op *op)
 {
-    const struct iovec *iov = op->gyre__priv.addr;
-    uint64_t total = 0;
+    const struct msghdr *m = op->gyre__priv.addr;
 
     switch (op->gyre__priv.opcode) {
     case GYRE__OP_READ:
     case GYRE__OP_WRITE:
     case GYRE__OP_RECV:
     case GYRE__OP_SEND:
+    case GYRE__OP_COPY_FILE_RANGE:
         return op->gyre__priv.len;
     case GYRE__OP_READV:
     case GYRE__OP_WRITEV:
-        for (uint32_t i = 0; i < op->gyre__priv.len; i++)
-            total += iov[i].iov_len;
-        return total;
+        return iov_total(op->gyre__priv.addr, op->gyre__priv.len);
+    case GYRE__OP_RECVMSG:
+    case GYRE__OP_SENDMSG:
+        return iov_total(m->msg_iov, m->msg_iovlen);
     default:
         return 0;
     }
 }
 
-/* io_uring's rule, kept on every backend: a link holds if the op succeeded
- * and, for a read or write, moved every byte it asked for. */
+/* The link rule, gyre.h's table (next to gyre_op_set_link), the same on
+ * every backend: an error breaks every link; a transfer that must be whole
+ * breaks it when short; a recv without MSG_WAITALL, and everything else,
+ * holds on any result >= 0 (a TIMEOUT that expired completes with 0). */
 static int link_holds(const gyre_op *op, int64_t res)
 {
-    uint64_t want;
+    const struct msghdr *m = op->gyre__priv.addr;
 
     if (res < 0)
         return 0;
-    want = gyre__op_wanted_bytes(op);
-    return want == 0 || (uint64_t)res == want;
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_RECV:
+        if (!(op->gyre__priv.arg & MSG_WAITALL))
+            return 1;
+        return !(OPF & GYRE__OPF_TRUNC) && (uint64_t)res == gyre__op_wanted_bytes(op);
+    case GYRE__OP_RECVMSG:
+        /* The kernel wrote msg_flags before the completion. */
+        if (!(op->gyre__priv.arg & MSG_WAITALL))
+            return 1;
+        return !(m->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+               (uint64_t)res == gyre__op_wanted_bytes(op);
+    case GYRE__OP_READ:
+    case GYRE__OP_READV:
+    case GYRE__OP_WRITE:
+    case GYRE__OP_WRITEV:
+    case GYRE__OP_SEND:
+    case GYRE__OP_SENDMSG:
+    case GYRE__OP_COPY_FILE_RANGE:
+        return (uint64_t)res == gyre__op_wanted_bytes(op);
+    default:
+        return 1;
+    }
 }
 
 static int will_be_native(gyre_loop *loop, const gyre_op *op)
@@ -367,7 +399,9 @@ static int will_be_native(gyre_loop *loop, const gyre_op *op)
 }
 
 /* Whether op may be linked to and from its neighbours in the kernel (the
- * backend then starts it only when the op before it ends). Not a close: the
+ * backend then starts it only when the op before it ends). Not a TIMEOUT on
+ * a kernel whose expired TIMEOUT breaks its link (before 5.16): gyre's rule
+ * is that it holds, so the core carries it. Not a close: the
  * backend holds a close back until the ops on its fd have ended (backend.h),
  * which it cannot do to a request the kernel issues itself. Not a multishot,
  * whose deadline is the core's timer, started by start(). */
@@ -375,8 +409,10 @@ static int kernel_linkable(gyre_loop *loop, const gyre_op *op)
 {
     unsigned opc = op->gyre__priv.opcode;
 
-    return opc != GYRE__OP_CLOSE && opc != GYRE__OP_RECV_MULTI && opc != GYRE__OP_ACCEPT_MULTI &&
-           will_be_native(loop, op);
+    if (opc == GYRE__OP_CLOSE || opc == GYRE__OP_RECV_MULTI || opc == GYRE__OP_ACCEPT_MULTI ||
+        !will_be_native(loop, op))
+        return 0;
+    return opc != GYRE__OP_TIMEOUT || loop->be->supports(loop->be_state, GYRE__FEAT_TIMEOUT_LINKS);
 }
 
 /* --- stream order --- */
@@ -772,6 +808,13 @@ static void start(gyre_loop *loop, gyre_op *op, enum start_how how)
              * successor already waiting behind it. A close is never in a
              * kernel chain either (kernel_linkable()). */
             OPF &= ~GYRE__OPF_LINK;
+            /* Being submitted but not linkable in the kernel (a close, a
+             * TIMEOUT before 5.16): the core carries its link to the op
+             * submitted next, as for the tail of a released hold. */
+            if (how == START_SUBMIT) {
+                loop->chain = GYRE__CHAIN_PENDING;
+                loop->chain_tail = op;
+            }
         }
         native_submit(loop, op);
         return;
@@ -1052,6 +1095,27 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
     op->gyre__priv.loop = loop;
     op->gyre__priv.link_next = NULL;
     OPF = (OPF & GYRE__OPF_LINK) | GYRE__OPF_INFLIGHT;
+    /* A linked write moves every byte or breaks the link (gyre.h's link
+     * table): it is retried after a partial transfer, as MSG_WAITALL makes
+     * io_uring retry a send. off2 counts what an emulated retry moved so far
+     * (data transfers use it for nothing else). */
+    switch (op->gyre__priv.opcode) {
+    case GYRE__OP_WRITE:
+    case GYRE__OP_WRITEV:
+    case GYRE__OP_SEND:
+    case GYRE__OP_SENDMSG:
+        if ((OPF & GYRE__OPF_LINK) && order_side(op) == SIDE_OUT)
+            OPF |= GYRE__OPF_WHOLE;
+        /* fall through */
+    case GYRE__OP_READ:
+    case GYRE__OP_READV:
+    case GYRE__OP_RECV:
+    case GYRE__OP_RECVMSG:
+        op->gyre__priv.off2 = 0;
+        break;
+    default:
+        break;
+    }
     if (op->gyre__priv.opcode == GYRE__OP_RECV_MULTI)
         ((gyre_bufpool *)op->gyre__priv.addr)->users++;
     loop->ops_inflight++;

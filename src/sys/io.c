@@ -154,6 +154,16 @@ int gyre__sys_socket_error(int fd)
     return -err;
 }
 
+int gyre__sys_socket_type(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno;
+    return type;
+}
+
 int gyre__sys_shutdown(int fd, int how)
 {
     return (int)ret(shutdown(fd, how));

@@ -112,6 +112,7 @@ ssize_t gyre__sys_sendmsg(int fd, const struct msghdr *msg, int flags); /* DONTW
 int gyre__sys_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int gyre__sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
 int gyre__sys_socket_error(int fd); /* SO_ERROR as -errno, or 0 */
+int gyre__sys_socket_type(int fd);  /* SO_TYPE (SOCK_STREAM, ...) or -errno */
 int gyre__sys_shutdown(int fd, int how);
 /* What fd is (fstat): 1 a socket, 2 a regular file or block device, 0
  * anything else, -errno. */
