@@ -338,13 +338,17 @@ static int record(echo_run *run, const bench_scenario *view, const echo_server *
                   const echo_config *cfg, const bench_outcome *out, double *v, int n)
 {
     bench_stats st = {0};
+    bench_outcome o = *out;
     char column[32];
 
     column_of(column, sizeof column, cfg);
-    if (out->status == BENCH_OK)
+    if (o.status == BENCH_OK)
         st = bench_stats_of(v, n);
-    return bench_record(run->ctx, view, s->name, column, cfg->size == 64 ? cfg->conns : -1,
-                        out->status, &st, out->note);
+    /* Whatever went wrong with a peer's server is the peer's. */
+    if (!s->backend[0])
+        o.outside = 1;
+    return bench_record_outcome(run->ctx, view, s->name, column, cfg->size == 64 ? cfg->conns : -1,
+                                &o, &st);
 }
 
 static const echo_server *find_server(const echo_run *run, const char *name)
@@ -459,7 +463,7 @@ static double echo_count(echo_run *run, echo_server *s, const echo_config *cfg, 
         if (probed.out.status != BENCH_OK)
             *out = probed.out;
         if (out->status == BENCH_OK && (rc = server_probe_read(probe, path, &count[i])) < 0)
-            bench_fail(out, BENCH_ERROR, "no count from the tool: %s", strerror(-rc));
+            bench_fail_outside(out, BENCH_ERROR, "no count from the tool: %s", strerror(-rc));
     }
     unlink(path);
     free(r);
@@ -548,7 +552,7 @@ static int echo_run_all(bench_ctx *ctx, const char *const *backends, size_t n_ba
                            strerror(-err));
         for (c = 0; c < n_cfgs && rc == 0; c++) {
             if (mode == MODE_SERVER_BOUND && !run->capped) {
-                bench_outcome na = {BENCH_NA, ""};
+                bench_outcome na = {BENCH_NA, "", 0};
 
                 snprintf(na.note, sizeof na.note, "%s", run->cap_note);
                 for (i = 0; i < run->n && rc == 0; i++)
