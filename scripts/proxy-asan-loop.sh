@@ -26,8 +26,10 @@ export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:halt_on_error
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for i in $(seq "$runs"); do
     start=$(date +%s)
-    if ! timeout 300 "$bin" stream_proxy_resets >"$log" 2>&1; then
-        echo "run $i/$runs on $backend: FAILED (status $?) after $(($(date +%s) - start)) s"
+    timeout 300 "$bin" stream_proxy_resets >"$log" 2>&1
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "run $i/$runs on $backend: FAILED (status $rc) after $(($(date +%s) - start)) s"
         cat "$log"
         exit 1
     fi
