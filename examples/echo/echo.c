@@ -218,6 +218,12 @@ static void shut_down(void)
     stopping = 1;
     gyre_signal_stop(&sig_term);
     gyre_signal_stop(&sig_int);
+    /* Stopping the watchers restored the default action; a second SIGTERM
+     * (a harness that stops a server whose --exit-after-clients run is
+     * already ending) would kill the process mid-shutdown and lose its exit
+     * status. Shutdown is underway: further signals change nothing. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     (void)gyre_cancel(loop, &accept_op);
     for (i = 0; i < ECHO_MAX_CONNS; i++)
         if (conns[i].in_use)

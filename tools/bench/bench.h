@@ -46,12 +46,18 @@ typedef struct bench_result {
     bench_status status;
     bench_stats stats; /* valid when status == BENCH_OK */
     char note[96];     /* why a cell is not BENCH_OK */
+    int outside;       /* see bench_outcome */
 } bench_result;
 
-/* How a measurement went, and why when not BENCH_OK. */
+/* How a measurement went, and why when not BENCH_OK. `outside`: the failure
+ * is not gyre's (a peer server, a measuring tool such as valgrind, perf or
+ * fio); it is shown in its cell like any other, but only gyre's own failures
+ * make gyre-bench exit 1, so that its status says whether gyre misbehaved.
+ * A failure is gyre's unless the code that saw it says otherwise. */
 typedef struct bench_outcome {
     bench_status status;
     char note[96];
+    int outside;
 } bench_outcome;
 
 typedef struct bench_ctx {
@@ -107,6 +113,13 @@ extern const bench_scenario bench_scenario_file;
 int bench_record(bench_ctx *ctx, const bench_scenario *scenario, const char *backend,
                  const char *column, long param, bench_status status, const bench_stats *stats,
                  const char *note);
+/* The same from an outcome: its status, its note and whose failure it is. */
+int bench_record_outcome(bench_ctx *ctx, const bench_scenario *scenario, const char *backend,
+                         const char *column, long param, const bench_outcome *out,
+                         const bench_stats *stats);
+/* Whether a result is a failure of gyre's (an error or timeout not marked
+ * outside): what makes gyre-bench exit 1. */
+int bench_result_is_gyre_failure(const bench_result *r);
 void bench_print_header(void);
 void bench_print_table(const bench_ctx *ctx, const bench_scenario *s);
 int bench_write_json(const bench_ctx *ctx, const char *path);
@@ -160,6 +173,9 @@ void bench_progress_clear(void);
 /* Marks *o failed unless it already is: the first reason is the one kept,
  * since later ones are usually its consequences. printf-style note. */
 void bench_fail(bench_outcome *o, bench_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same for a failure that is not gyre's (see bench_outcome). */
+void bench_fail_outside(bench_outcome *o, bench_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* A timer that ends a round running too long: it records BENCH_TIMEOUT in

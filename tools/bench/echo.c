@@ -267,23 +267,29 @@ static int server_start(echo_server *s, int probe, const char *out_path, pid_t *
     return 0;
 }
 
-/* Stops s (SIGTERM to the server; `tool` is what to reap) and notes an
- * unclean exit: servers must exit 0 on SIGTERM. */
+/* Stops s (`tool` is what to reap) and notes an unclean exit: servers must
+ * exit 0, by themselves after --exit-after-clients, else on SIGTERM. */
 static void server_finish(echo_server *s, pid_t tool, uint64_t grace_ns)
 {
-    int status;
+    int status, self = s->argv[5] != NULL;
 
     if (s->pid <= 0)
         return;
-    /* The server gets the signal; a tool (perf, strace) exits when its
-     * server has, after writing its counts, which a signal to it first
-     * would lose. */
-    (void)kill(s->pid, SIGTERM);
-    server_poke(s->port);
+    /* A server started with --exit-after-clients is on its way out once the
+     * client's last connection closed; a SIGTERM now would race its exit
+     * (under valgrind, killing it before callgrind wrote its counts), so it
+     * is waited for, and server_stop sends SIGTERM only if it overstays the
+     * grace period. Otherwise the server gets the signal at once; a tool
+     * (perf, strace) exits when its server has, after writing its counts,
+     * which a signal to the tool first would lose. */
+    if (!self) {
+        (void)kill(s->pid, SIGTERM);
+        server_poke(s->port);
+    }
     status = server_stop(tool, 0, grace_ns);
     if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        bench_fail(&s->out, BENCH_ERROR, "did not exit cleanly on SIGTERM (status 0x%x)",
-                   (unsigned)status);
+        bench_fail(&s->out, BENCH_ERROR, "did not exit cleanly%s (status 0x%x)",
+                   self ? " after its clients" : " on SIGTERM", (unsigned)status);
     s->pid = 0;
 }
 
@@ -332,13 +338,17 @@ static int record(echo_run *run, const bench_scenario *view, const echo_server *
                   const echo_config *cfg, const bench_outcome *out, double *v, int n)
 {
     bench_stats st = {0};
+    bench_outcome o = *out;
     char column[32];
 
     column_of(column, sizeof column, cfg);
-    if (out->status == BENCH_OK)
+    if (o.status == BENCH_OK)
         st = bench_stats_of(v, n);
-    return bench_record(run->ctx, view, s->name, column, cfg->size == 64 ? cfg->conns : -1,
-                        out->status, &st, out->note);
+    /* Whatever went wrong with a peer's server is the peer's. */
+    if (!s->backend[0])
+        o.outside = 1;
+    return bench_record_outcome(run->ctx, view, s->name, column, cfg->size == 64 ? cfg->conns : -1,
+                                &o, &st);
 }
 
 static const echo_server *find_server(const echo_run *run, const char *name)
@@ -453,7 +463,7 @@ static double echo_count(echo_run *run, echo_server *s, const echo_config *cfg, 
         if (probed.out.status != BENCH_OK)
             *out = probed.out;
         if (out->status == BENCH_OK && (rc = server_probe_read(probe, path, &count[i])) < 0)
-            bench_fail(out, BENCH_ERROR, "no count from the tool: %s", strerror(-rc));
+            bench_fail_outside(out, BENCH_ERROR, "no count from the tool: %s", strerror(-rc));
     }
     unlink(path);
     free(r);
@@ -542,7 +552,7 @@ static int echo_run_all(bench_ctx *ctx, const char *const *backends, size_t n_ba
                            strerror(-err));
         for (c = 0; c < n_cfgs && rc == 0; c++) {
             if (mode == MODE_SERVER_BOUND && !run->capped) {
-                bench_outcome na = {BENCH_NA, ""};
+                bench_outcome na = {BENCH_NA, "", 0};
 
                 snprintf(na.note, sizeof na.note, "%s", run->cap_note);
                 for (i = 0; i < run->n && rc == 0; i++)

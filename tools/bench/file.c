@@ -835,7 +835,7 @@ static void file_round(file_run *run, size_t k, int cfg, int round)
     file_subject *s = &run->subjects[k];
     file_cell *c = &run->cells[cfg][k];
     double sample[N_METRICS] = {0};
-    bench_outcome out = {BENCH_OK, ""};
+    bench_outcome out = {BENCH_OK, "", 0};
     int m;
 
     switch (s->def->kind) {
@@ -861,15 +861,33 @@ static void file_round(file_run *run, size_t k, int cfg, int round)
     c->rounds++;
 }
 
+static size_t subject_index(const char *name)
+{
+    size_t k;
+
+    for (k = 0; k < N_SUBJECTS; k++)
+        if (strcmp(subject_defs[k].name, name) == 0)
+            break;
+    return k;
+}
+
 static int record(file_run *run, const bench_scenario *view, const char *row, const char *column,
                   long param, const bench_outcome *out, double *v, int n, const char *note)
 {
     bench_stats st = {0};
+    bench_outcome o = *out;
+    size_t k;
 
-    if (out->status == BENCH_OK)
+    if (o.status == BENCH_OK) {
         st = bench_stats_of(v, n);
-    return bench_record(run->ctx, view, row, column, param, out->status, &st,
-                        out->status == BENCH_OK ? note : out->note);
+        snprintf(o.note, sizeof o.note, "%s", note ? note : "");
+    }
+    /* Whatever went wrong with fio or the libuv peer is theirs; a target row
+     * (gyre vs a peer) stays gyre's. */
+    k = subject_index(row);
+    if (k < N_SUBJECTS && subject_defs[k].kind != KIND_GYRE)
+        o.outside = 1;
+    return bench_record_outcome(run->ctx, view, row, column, param, &o, &st);
 }
 
 static int file_record(file_run *run, int cfg)
@@ -909,16 +927,6 @@ static int file_record(file_run *run, int cfg)
             rc = record(run, &view_pool, s->def->name, fc->column, -1, &c->out, v, c->rounds, NULL);
     }
     return rc;
-}
-
-static size_t subject_index(const char *name)
-{
-    size_t k;
-
-    for (k = 0; k < N_SUBJECTS; k++)
-        if (strcmp(subject_defs[k].name, name) == 0)
-            break;
-    return k;
 }
 
 /* The acceptance targets: per-round ratios, their median judged. */
@@ -972,7 +980,7 @@ static void file_describe(void)
 static int file_run_all(bench_ctx *ctx, const char *const *backends, size_t n_backends)
 {
     file_run *run = calloc(1, sizeof *run);
-    bench_outcome prep = {BENCH_OK, ""};
+    bench_outcome prep = {BENCH_OK, "", 0};
     int cfg, r, rc = 0;
     size_t i, k;
 

@@ -358,6 +358,7 @@ static int record(http_run *run, const bench_scenario *view, const http_server *
                   const char *column, const bench_outcome *out, double *v, int n)
 {
     bench_stats st = {0};
+    bench_outcome o;
     char col[32];
 
     if (!column) {
@@ -366,7 +367,11 @@ static int record(http_run *run, const bench_scenario *view, const http_server *
     }
     if (out->status == BENCH_OK)
         st = bench_stats_of(v, n);
-    return bench_record(run->ctx, view, s->name, column, conns, out->status, &st, out->note);
+    o = *out;
+    /* Whatever went wrong with nginx is nginx's. */
+    if (s->nginx)
+        o.outside = 1;
+    return bench_record_outcome(run->ctx, view, s->name, column, conns, &o, &st);
 }
 
 static int http_measure(http_run *run, http_mode mode, int conns)
@@ -507,7 +512,7 @@ static int http_run_all(bench_ctx *ctx, const char *const *backends, size_t n_ba
                            strerror(-err));
         for (c = 0; c < n_conns && rc == 0; c++) {
             if (mode == MODE_SERVER_BOUND && !run->capped) {
-                bench_outcome na = {BENCH_NA, ""};
+                bench_outcome na = {BENCH_NA, "", 0};
 
                 snprintf(na.note, sizeof na.note, "%s", run->cap_note);
                 for (i = 0; i < run->n && rc == 0; i++)

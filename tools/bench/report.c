@@ -47,6 +47,21 @@ int bench_record(bench_ctx *ctx, const bench_scenario *scenario, const char *bac
     return 0;
 }
 
+int bench_record_outcome(bench_ctx *ctx, const bench_scenario *scenario, const char *backend,
+                         const char *column, long param, const bench_outcome *out,
+                         const bench_stats *stats)
+{
+    if (bench_record(ctx, scenario, backend, column, param, out->status, stats, out->note) != 0)
+        return -1;
+    ctx->results[ctx->n_results - 1].outside = out->status != BENCH_OK && out->outside;
+    return 0;
+}
+
+int bench_result_is_gyre_failure(const bench_result *r)
+{
+    return (r->status == BENCH_TIMEOUT || r->status == BENCH_ERROR) && !r->outside;
+}
+
 void bench_ctx_free(bench_ctx *ctx)
 {
     free(ctx->results);
@@ -71,12 +86,22 @@ static void format_number(char *buf, size_t size, double v)
     snprintf(buf, size, v < 10 ? "%.2f" : v < 100 ? "%.1f" : "%.0f", v);
 }
 
+/* A failed cell says why in the cell itself (the note, clipped so that one
+ * failure does not widen its column past reading; the full note follows the
+ * table). n/a cells stay short: they are expected on some machines. */
+#define CELL_NOTE_MAX 40
+
 static void format_cell(char *buf, size_t size, const bench_result *r)
 {
     char med[24], lo[24], hi[24];
 
-    if (r->status != BENCH_OK) {
+    if (r->status == BENCH_NA || (r->status != BENCH_OK && !r->note[0])) {
         snprintf(buf, size, "%s", status_names[r->status]);
+        return;
+    }
+    if (r->status != BENCH_OK) {
+        snprintf(buf, size, "%s: %.*s%s", status_names[r->status], CELL_NOTE_MAX, r->note,
+                 strlen(r->note) > CELL_NOTE_MAX ? "..." : "");
         return;
     }
     format_number(med, sizeof med, r->stats.median);
@@ -155,7 +180,8 @@ void bench_print_table(const bench_ctx *ctx, const bench_scenario *s)
         const bench_result *r = &ctx->results[i];
 
         if (r->scenario == s && r->note[0])
-            printf("  %s %s: %s: %s\n", r->backend, r->column, status_names[r->status], r->note);
+            printf("  %s %s: %s%s: %s\n", r->backend, r->column, status_names[r->status],
+                   r->outside ? " (not gyre's)" : "", r->note);
     }
     printf("\n");
     fflush(stdout);
@@ -213,6 +239,9 @@ int bench_write_json(const bench_ctx *ctx, const char *path)
         json_string(f, r->column);
         fprintf(f, ", \"param\": %ld, \"status\": ", r->param);
         json_string(f, status_names[r->status]);
+        if (r->status != BENCH_OK)
+            fprintf(f, ", \"gyre_failure\": %s",
+                    bench_result_is_gyre_failure(r) ? "true" : "false");
         fprintf(f, ", \"unit\": ");
         json_string(f, r->scenario->unit);
         if (r->status == BENCH_OK)

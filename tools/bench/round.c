@@ -11,15 +11,30 @@
 
 #include "bench.h"
 
+static void fail(bench_outcome *o, bench_status status, int outside, const char *fmt, va_list ap)
+{
+    if (o->status != BENCH_OK)
+        return;
+    o->status = status;
+    o->outside = outside;
+    vsnprintf(o->note, sizeof o->note, fmt, ap);
+}
+
 void bench_fail(bench_outcome *o, bench_status status, const char *fmt, ...)
 {
     va_list ap;
 
-    if (o->status != BENCH_OK)
-        return;
-    o->status = status;
     va_start(ap, fmt);
-    vsnprintf(o->note, sizeof o->note, fmt, ap);
+    fail(o, status, 0, fmt, ap);
+    va_end(ap);
+}
+
+void bench_fail_outside(bench_outcome *o, bench_status status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fail(o, status, 1, fmt, ap);
     va_end(ap);
 }
 
