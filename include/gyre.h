@@ -705,9 +705,12 @@ GYRE_API void gyre_op_set_link(gyre_op *op);
  * INT32_MAX, iovcnt over IOV_MAX or iovecs over INT32_MAX bytes in all,
  * unknown lane or NULL work function,
  * multishot recv without a pool of this loop, a link on a multishot, a
- * deadline on a timeout), -EBUSY (the op is in flight), -ENOMEM. On
- * error nothing is queued and cb never runs. A full io_uring submission
- * queue is not an error: the op waits its turn.
+ * deadline on a timeout; on select, an op that may wait for readiness on
+ * an fd >= FD_SETSIZE: recv, send, recvmsg, sendmsg, accept, connect, poll,
+ * the multishots, and read, write, readv, writev at GYRE_OFF_CUR), -EBUSY
+ * (the op is in flight), -ENOMEM. On error nothing is queued and cb never
+ * runs. A full io_uring submission queue is not an error: the op waits its
+ * turn.
  * Errors: -EINVAL, -EBUSY, -ENOMEM. */
 GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb);
 

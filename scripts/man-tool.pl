@@ -148,13 +148,15 @@ sub read_page {
 }
 
 # The prototypes of a SYNOPSIS: .B/.BI/.BR lines joined until one ends in ");".
+# Preprocessor lines (#include, and #define for a constant the page documents)
+# are no part of a prototype.
 sub synopsis_protos {
     my ($text) = @_;
     my (@protos, $cur);
     for my $line (split /\n/, $text) {
         next unless $line =~ /^\.(B|BI|BR|I|IR|RB)\s+(.*)$/;
         my $args = $2;
-        next if $args =~ /#include/;
+        next if $args =~ /^"?#\s*(?:include|define)\b/;
         my $piece = unescape(join('', roff_args($args)));
         $cur = defined $cur ? "$cur $piece" : $piece;
         if ($cur =~ /\);\s*$/) {

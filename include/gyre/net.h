@@ -122,7 +122,8 @@ struct gyre_listener {
  * multishot accept. Connections already accepted are untouched throughout.
  * A Unix path is not unlinked, before or after.
  * Returns 0 (l is active until gyre_listener_close), -EINVAL (NULL
- * arguments, bad opts, unknown family), or the -errno of socket, bind or
+ * arguments, bad opts, unknown family; on select, a new socket numbered
+ * FD_SETSIZE or above, closed again), or the -errno of socket, bind or
  * listen (-EADDRINUSE, -EACCES, -EMFILE, ...); on failure nothing is left
  * open and no callback runs. Loop thread; l must stay put until the close
  * callback.
