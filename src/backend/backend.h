@@ -113,7 +113,14 @@ enum gyre__feature {
 #define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
 #define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
 #define GYRE__OPF_ORDER 0x100u   /* counted in its fd's order_busy (core) */
-#define GYRE__OPF_EMUL 0x200u    /* the backend said -EAGAIN: redone by readiness */
+#define GYRE__OPF_EMUL 0x200u    /* off the backend: it said -EAGAIN (or op.c's redo_off()) */
+/* In a chain the kernel links (it has a kernel predecessor or successor):
+ * its -ECANCELED may be the chain's, which gyre cannot tell from io-wq's. */
+#define GYRE__OPF_KCHAIN 0x100000u
+/* How often the core redid the op after an -ECANCELED nobody asked for
+ * (two bits, op.c's unasked_cancel()). */
+#define GYRE__OPF_REDO_ONE 0x200000u
+#define GYRE__OPF_REDO_MASK 0x600000u
 
 /* The deadline a backend must carry for op: none when the core's timer keeps
  * it (multishot ops, which the kernel cannot give a linked timeout, and ops
