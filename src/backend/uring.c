@@ -1027,12 +1027,15 @@ static void finish_local(struct ur *u, gyre_op *op, int32_t res)
 
 /* GYRE_FAULTS at the ring's boundary, before the kernel sees the SQE: a
  * one-shot transfer is handed a shorter length, as a short read or write
- * would come back. Only call when FAULTS_ON(). */
+ * would come back (on an O_DIRECT fd, one the kernel takes). Only call when
+ * FAULTS_ON(). */
 static void inject_sqe(unsigned opc, struct io_uring_sqe *sqe)
 {
     switch (opc) {
     case GYRE__OP_READ:
     case GYRE__OP_WRITE:
+        sqe->len = (uint32_t)inject_short_file(sqe->fd, sqe->len);
+        break;
     case GYRE__OP_RECV:
     case GYRE__OP_SEND:
         sqe->len = (uint32_t)inject_short(sqe->len);
