@@ -225,7 +225,11 @@ typedef struct gyre_stats {
     /* GYRE_FAULTS injections by kind, process-wide (they add up to
      * faults_injected). */
     uint64_t faults_eagain, faults_eintr, faults_short, faults_enomem, faults_delay, faults_reset;
-    uint64_t reserved[4];
+    /* -ECANCELED results nobody asked for that gyre absorbed by doing the op
+     * again (io_uring's io-wq cancels work it cannot find a thread for;
+     * after two such answers the op goes to the pool or readiness). */
+    uint64_t ops_redone;
+    uint64_t reserved[3];
 } gyre_stats;
 
 /* Copies the loop's counters into *out. Returns 0 or -EINVAL.

@@ -11,6 +11,7 @@
  * was.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -425,5 +426,106 @@ void test_file_direct_fd_reuse_buffered(void)
     ASSERT_EQ(memcmp(small, "0123456XY9abcdef", 16), 0);
 
     gyre_close(loop, bfd);
+    test_loop_free(loop);
+}
+
+/* One O_DIRECT transfer of len bytes under short faults: a positive multiple
+ * of the offset alignment, at most len (never -EINVAL: the request was
+ * valid). Counts the short ones. */
+static int64_t direct_once(gyre_loop *loop, int write, int fd, unsigned char *buf, uint32_t len,
+                           uint64_t off, uint32_t align, int *shorts)
+{
+    struct test_op t = {0};
+    int64_t r;
+
+    if (write)
+        gyre_op_write(&t.op, fd, buf, len, off);
+    else
+        gyre_op_read(&t.op, fd, buf, len, off);
+    r = test_op_run(loop, &t);
+    if (r <= 0 || r > len || r % align != 0)
+        test_fail(__FILE__, __LINE__, "%s of %u at %ju: %jd (alignment %u)",
+                  write ? "write" : "read", len, (uintmax_t)off, (intmax_t)r, align);
+    if (r < len)
+        (*shorts)++;
+    return r;
+}
+
+/* GYRE_FAULTS short=P on O_DIRECT: a shortened request is still one the
+ * kernel takes -- whole units of the fd's offset alignment -- and one under
+ * two units is never shortened. So every write and read of 4 units
+ * completes with a positive multiple of the alignment (redone until whole,
+ * as a program would; the bytes then match), one of a single unit always
+ * whole, and none with -EINVAL (which the kernel answered a fault that cut
+ * a request to an unaligned length). The test adds short=0.5 to
+ * GYRE_FAULTS (or sets seed=5,short=0.5) before its loop reads it. The
+ * linuxaio engine shortens no length itself (its short is a prefix of
+ * io_submit's iocbs; only what it leaves to the pool may be cut); on the
+ * others some transfers must have been cut. */
+void test_file_direct_faults_short(void)
+{
+    const char *env = getenv("GYRE_FAULTS");
+    char spec[256], path[4096];
+    gyre_loop *loop;
+    gyre_stats st;
+    struct rules ru;
+    unsigned char *src, *dst;
+    int fd, shorts = 0, chunks = (int)test_scale(32);
+    uint32_t len, one;
+
+    if (env == NULL)
+        snprintf(spec, sizeof spec, "seed=5,short=0.5");
+    else if (strstr(env, "short=") == NULL)
+        snprintf(spec, sizeof spec, "%s,short=0.5", env);
+    else
+        snprintf(spec, sizeof spec, "%s", env);
+    ASSERT_SYS(setenv("GYRE_FAULTS", spec, 1));
+    fd = direct_open("direct-short", path, sizeof path);
+    loop = test_loop_new();
+    ru = rules_of(fd);
+    len = 4 * ru.unit;
+    /* One alignment unit, at an address aligned for memory too. */
+    one = ru.off % ru.mem == 0 ? ru.off : ru.unit;
+    src = aligned_alloc(ru.unit, (size_t)len * (size_t)chunks);
+    dst = aligned_alloc(ru.unit, (size_t)len * (size_t)chunks);
+    ASSERT_TRUE(src != NULL && dst != NULL);
+    pattern(src, (size_t)len * (size_t)chunks, 9);
+    memset(dst, FILL, (size_t)len * (size_t)chunks);
+
+    for (int k = 0; k < chunks; k++) {
+        unsigned char *p = src + (size_t)k * len;
+        int tries = 0;
+
+        while (direct_once(loop, 1, fd, p, len, (uint64_t)k * len, ru.off, &shorts) != len)
+            ASSERT_LT(++tries, 100);
+    }
+    for (int k = 0; k < chunks; k++) {
+        unsigned char *p = dst + (size_t)k * len;
+        int tries = 0;
+
+        while (direct_once(loop, 0, fd, p, len, (uint64_t)k * len, ru.off, &shorts) != len)
+            ASSERT_LT(++tries, 100);
+    }
+    ASSERT_EQ(memcmp(src, dst, (size_t)len * (size_t)chunks), 0);
+    /* Under two units: never cut. */
+    if (one < 2 * ru.off) {
+        for (int k = 0; k < chunks; k++) {
+            int before = shorts;
+
+            direct_once(loop, k & 1, fd, (k & 1 ? src : dst) + (size_t)k * len, one,
+                        (uint64_t)k * len, ru.off, &shorts);
+            ASSERT_EQ(shorts, before);
+        }
+    }
+    ASSERT_EQ(memcmp(src, dst, (size_t)len * (size_t)chunks), 0);
+    ASSERT_EQ(gyre_loop_stats(loop, &st), 0);
+    printf("%d short transfers of %d; faults_short %ju; alignment %u (mem %u)\n", shorts,
+           4 * chunks, (uintmax_t)st.faults_short, ru.off, ru.mem);
+    ASSERT_GE(st.faults_short, (uint64_t)shorts);
+    if (!test_file_engine_is("linuxaio"))
+        ASSERT_GT(shorts, 0);
+    test_close(fd);
+    free(src);
+    free(dst);
     test_loop_free(loop);
 }

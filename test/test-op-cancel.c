@@ -7,10 +7,14 @@
  * its value ran its function, and nothing else did.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runner.h"
@@ -736,4 +740,102 @@ void test_op_cancel_send_in_transit(void)
     test_close(sp[0]);
     test_close(sp[1]);
     test_loop_free(loop);
+}
+
+/* io_uring's io-wq cancels, with -ECANCELED, work it cannot find a thread
+ * for (op.c, unasked_cancel(); rel_b3_eintr_storm met it under a signal
+ * storm). gyre must redo such an op, and after two tries carry it itself.
+ * RLIMIT_NPROC makes io-wq fail every time: a child drops to an unprivileged
+ * user (root's CAP_SYS_RESOURCE would ignore the limit) whose limit is 1,
+ * once the pool's threads run. A SHUTDOWN (always run in io-wq) and an fsync
+ * (io-wq on io_uring, a glibc helper or the pool on the other engines) must
+ * complete with 0; on io_uring each op the kernel carried is counted three
+ * times in ops_redone (two redos in the kernel, then off it). */
+static int64_t unasked_nothing(void *arg)
+{
+    return (int64_t)(intptr_t)arg;
+}
+
+static void *unasked_thread(void *arg)
+{
+    return arg;
+}
+
+static void unasked_child(int fd)
+{
+    gyre_loop *loop = test_loop_new();
+    struct test_op warm = {0}, sh = {0}, fs = {0};
+    struct rlimit rl;
+    pthread_t tid;
+    gyre_stats st;
+    gyre_info info;
+    uint64_t want = 0;
+    int sv[2], limited, done = 0;
+    char c;
+
+    test_loop_guard(loop, SEC(20));
+    test_socketpair(sv);
+    /* The fast lane starts all its threads at its first op. */
+    gyre_op_work(&warm.op, unasked_nothing, (void *)(intptr_t)7, GYRE_LANE_FAST);
+    ASSERT_EQ(test_op_run(loop, &warm), 7);
+    if (geteuid() == 0 &&
+        (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
+        printf("cannot leave root (%s): the limit may not hold\n", strerror(errno));
+    ASSERT_SYS(getrlimit(RLIMIT_NPROC, &rl));
+    rl.rlim_cur = 1;
+    ASSERT_SYS(setrlimit(RLIMIT_NPROC, &rl));
+    limited = pthread_create(&tid, NULL, unasked_thread, NULL) != 0;
+    if (!limited) {
+        ASSERT_EQ(pthread_join(tid, NULL), 0);
+        printf("RLIMIT_NPROC does not hold here: no cancel from io-wq to absorb\n");
+    }
+
+    gyre_op_shutdown(&sh.op, sv[0], SHUT_WR);
+    test_op_submit(loop, &sh);
+    gyre_op_fsync(&fs.op, fd, 0);
+    test_op_submit(loop, &fs);
+    while (done < 2) {
+        ASSERT_GE(gyre_loop_run(loop, GYRE_RUN_ONCE), 0);
+        done = sh.calls + fs.calls;
+    }
+    test_run_nowait(loop, 2);
+    ASSERT_EQ(sh.calls, 1);
+    ASSERT_EQ(sh.result, 0);
+    ASSERT_EQ(fs.calls, 1);
+    ASSERT_EQ(fs.result, 0);
+    ASSERT_EQ(read(sv[1], &c, 1), 0); /* the shutdown happened */
+
+    ASSERT_EQ(gyre_loop_info(loop, &info), 0);
+    ASSERT_EQ(gyre_loop_stats(loop, &st), 0);
+    if (limited && test_backend_is("uring"))
+        want = strcmp(info.file_engine, "uring") == 0 ? 6 : 3;
+    printf("limited %d, file engine %s, ops_redone %ju\n", limited, info.file_engine,
+           (uintmax_t)st.ops_redone);
+    ASSERT_EQ(st.ops_redone, want);
+    test_close(sv[0]);
+    test_close(sv[1]);
+    test_loop_free(loop);
+}
+
+void test_op_unasked_cancel_redone(void)
+{
+    char path[4096];
+    int fd, status;
+    pid_t pid;
+
+    test_tmppath(path, sizeof path, "unasked");
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_SYS(fd);
+    fflush(stdout);
+    pid = fork();
+    ASSERT_SYS(pid);
+    if (pid == 0) {
+        unasked_child(fd);
+        fflush(stdout);
+        _exit(0);
+    }
+    ASSERT_SYS(waitpid(pid, &status, 0));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        test_fail(__FILE__, __LINE__, "child status 0x%x", status);
+    test_close(fd);
 }

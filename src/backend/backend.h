@@ -117,9 +117,16 @@ enum gyre__feature {
 #define GYRE__OPF_TIMER 0x40u    /* gyre__priv.timer was initialised for this op */
 #define GYRE__OPF_DIRECT 0x80u   /* a file read or write on an O_DIRECT fd */
 #define GYRE__OPF_ORDER 0x100u   /* counted in its fd's order_busy (core) */
-#define GYRE__OPF_EMUL 0x200u    /* the backend said -EAGAIN: redone by readiness */
+#define GYRE__OPF_EMUL 0x200u    /* off the backend: it said -EAGAIN (or op.c's redo_off()) */
 #define GYRE__OPF_WHOLE 0x400u   /* a linked write: moves every byte or fails (MSG_WAITALL) */
 #define GYRE__OPF_TRUNC 0x800u   /* emulated MSG_WAITALL recv: the datagram was truncated */
+/* In a chain the kernel links (it has a kernel predecessor or successor):
+ * its -ECANCELED may be the chain's, which gyre cannot tell from io-wq's. */
+#define GYRE__OPF_KCHAIN 0x100000u
+/* How often the core redid the op after an -ECANCELED nobody asked for
+ * (two bits, op.c's unasked_cancel()). */
+#define GYRE__OPF_REDO_ONE 0x200000u
+#define GYRE__OPF_REDO_MASK 0x600000u
 
 /* Whether op moves every byte it asked for before it completes, retried
  * after a partial transfer (gyre.h's link table): a recv, send, recvmsg or

@@ -1056,9 +1056,10 @@ static void finish_local(struct ur *u, gyre_op *op, int32_t res)
 
 /* GYRE_FAULTS at the ring's boundary, before the kernel sees the SQE: a
  * one-shot transfer is handed a shorter length, as a short read or write
- * would come back. Not one the kernel links onward or must move whole
- * (MSG_WAITALL): the kernel would judge its link, or retry, by the shorter
- * length, which the core cannot see. Only call when FAULTS_ON(). */
+ * would come back (on an O_DIRECT fd, one the kernel takes). Not one the
+ * kernel links onward or must move whole (MSG_WAITALL): the kernel would
+ * judge its link, or retry, by the shorter length, which the core cannot
+ * see. Only call when FAULTS_ON(). */
 static void inject_sqe(const gyre_op *op, int link_out, struct io_uring_sqe *sqe)
 {
     if (link_out || gyre__op_whole(op))
@@ -1066,6 +1067,8 @@ static void inject_sqe(const gyre_op *op, int link_out, struct io_uring_sqe *sqe
     switch (op->gyre__priv.opcode) {
     case GYRE__OP_READ:
     case GYRE__OP_WRITE:
+        sqe->len = (uint32_t)inject_short_file(sqe->fd, sqe->len);
+        break;
     case GYRE__OP_RECV:
     case GYRE__OP_SEND:
         sqe->len = (uint32_t)inject_short(sqe->len);

@@ -923,6 +923,7 @@ static void hold(gyre_loop *loop, gyre_op *op)
 static void release_hold(gyre_loop *loop, int linked_next)
 {
     gyre_op *op = loop->link_hold, *tail = loop->hold_tail;
+    int kchain = op != tail || linked_next;
 
     loop->link_hold = loop->hold_tail = NULL;
     if (!linked_next) {
@@ -934,6 +935,8 @@ static void release_hold(gyre_loop *loop, int linked_next)
         gyre_op *next = op == tail ? NULL : op->gyre__priv.link_next;
 
         op->gyre__priv.link_next = NULL;
+        if (kchain)
+            op->gyre__priv.sflags |= GYRE__OPF_KCHAIN;
         native_submit(loop, op);
         op = next;
     }
@@ -1135,6 +1138,7 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
                 hold(loop, op);
             } else {
                 release_hold(loop, 1);
+                OPF |= GYRE__OPF_KCHAIN;
                 native_submit(loop, op);
             }
             return 0;
@@ -1246,6 +1250,47 @@ GYRE_API int gyre_cancel(gyre_loop *loop, gyre_op *op)
 
 /* --- native completions --- */
 
+/* Native redos of an op after an -ECANCELED nobody asked for; the next one
+ * takes the op off the kernel. */
+#define REDO_NATIVE_MAX 2u
+
+/* Whether op's -ECANCELED is one nobody asked for. io_uring's io-wq cancels
+ * work itself: when it cannot create a worker thread and the queue has none
+ * left, it completes everything pending there with -ECANCELED without having
+ * issued it (io_uring/io-wq.c: io_wq_enqueue() for the first worker,
+ * create_worker_cont() once io_should_retry_thread() gives up; since 5.12,
+ * io-wq's own threads). A signal storm does that: copy_process() answers
+ * -ERESTARTNOINTR while a signal is pending, and the worker is tried only
+ * WORKER_INIT_LIMIT (3) times (rel_b3_eintr_storm: a SHUTDOWN, which always
+ * runs in io-wq, 1 run in 100 on 6.18); so does RLIMIT_NPROC. Such an op
+ * did nothing: one that had moved bytes before io-wq got it reports them
+ * instead (io_rw_fail(), io_sendrecv_fail()). The cancels a program asks
+ * for still say -ECANCELED: gyre_cancel, a deadline, a close of the fd (its
+ * cancel by fd; a close itself may be redone), and a broken link, which
+ * gyre cannot tell from io-wq's in a chain the kernel links. Multishot ops
+ * are left alone: their re-arm has its own rules. */
+static int unasked_cancel(const gyre_loop *loop, const gyre_op *op, int64_t res)
+{
+    if (res != -ECANCELED || is_multishot(op) ||
+        (OPF & (GYRE__OPF_CANCEL | GYRE__OPF_TIMEDOUT | GYRE__OPF_KCHAIN)))
+        return 0;
+    return op->gyre__priv.opcode == GYRE__OP_CLOSE || !fd_closed_since(loop, op);
+}
+
+/* Starts op again after an unasked -ECANCELED: in the kernel twice, then off
+ * it (a file op to the file engine or the pool, the rest by readiness), so
+ * a kernel that keeps failing io-wq cannot keep the op from ending. Its
+ * place on its fd stays held (ORDER), as for the -EAGAIN redo below. */
+static void redo_unasked(gyre_loop *loop, gyre_op *op)
+{
+    loop->stats.ops_redone++;
+    if ((OPF & GYRE__OPF_REDO_MASK) < REDO_NATIVE_MAX * GYRE__OPF_REDO_ONE)
+        OPF += GYRE__OPF_REDO_ONE;
+    else
+        OPF |= GYRE__OPF_EMUL;
+    gyre__op_start(loop, op);
+}
+
 void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
 {
     gyre_op *op = (gyre_op *)(uintptr_t)ev->cookie;
@@ -1291,6 +1336,10 @@ void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
                 native_submit(loop, op);
             return;
         }
+    }
+    if (unasked_cancel(loop, op, res)) {
+        redo_unasked(loop, op);
+        return;
     }
     /* -EAGAIN must not reach a callback (rule 4), and io_uring lets one
      * through: a sendmsg (or recvmsg) on a non-blocking socket that io_uring

@@ -8,6 +8,7 @@
 #define GYRE_SYS_INJECT_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -37,6 +38,30 @@ static inline size_t inject_short(size_t len)
         return len;
     r = gyre__fault_hit(GYRE__FAULT_SHORT);
     return r ? 1 + (size_t)r % (len - 1) : len;
+}
+
+/* inject_short for a file read or write on fd. On an O_DIRECT fd a length
+ * must be a multiple of the fd's offset alignment: the kernel refuses any
+ * other with EINVAL, which no real kernel answers the valid request the
+ * caller made, and a short O_DIRECT transfer the kernel does make moves
+ * whole blocks. So there the short length is a multiple of the alignment,
+ * in [unit, len - unit], and a length under two units is left whole. Asks
+ * the kernel (fcntl, statx) only when a fault could be injected. Only call
+ * when FAULTS_ON(). */
+static inline size_t inject_short_file(int fd, size_t len)
+{
+    uint32_t mem, unit;
+    int fl, r;
+
+    if (len < 2)
+        return len;
+    fl = gyre__sys_fcntl_getfl(fd);
+    if (fl < 0 || !(fl & O_DIRECT) || gyre__sys_dio_align(fd, &mem, &unit) < 0 || unit < 2)
+        return inject_short(len);
+    if (len < 2 * (size_t)unit)
+        return len;
+    r = gyre__fault_hit(GYRE__FAULT_SHORT);
+    return r ? (size_t)unit * (1 + (size_t)r % (len / unit - 1)) : len;
 }
 
 static inline int inject_enomem(void)

@@ -50,10 +50,12 @@ static int inject_transient_sock(void)
 /* The faults a blocking file transfer can meet in a pool thread: a delay;
  * an EINTR (retried here, as a signal landing in the pool would be); a short
  * count, made by handing the kernel a shortened copy of the vector (at most
- * SHORT_IOV entries are copied; longer vectors are never shortened). Returns
- * the vector to use. Only call when FAULTS_ON(). */
+ * SHORT_IOV entries are copied; longer vectors are never shortened). On an
+ * O_DIRECT fd the count is whole alignment units (inject_short_file()), and
+ * so is every entry the copy cuts: those before it are (the core checked).
+ * Returns the vector to use. Only call when FAULTS_ON(). */
 #define SHORT_IOV 16
-static const struct iovec *inject_file_io(const struct iovec *iov, int *cnt,
+static const struct iovec *inject_file_io(int fd, const struct iovec *iov, int *cnt,
                                           struct iovec copy[SHORT_IOV])
 {
     size_t total = 0, keep;
@@ -66,7 +68,7 @@ static const struct iovec *inject_file_io(const struct iovec *iov, int *cnt,
         return iov;
     for (i = 0; i < *cnt; i++)
         total += iov[i].iov_len;
-    keep = inject_short(total);
+    keep = inject_short_file(fd, total);
     if (keep == total)
         return iov;
     for (i = 0; i < *cnt && keep > 0; i++) {
@@ -220,7 +222,7 @@ ssize_t gyre__sys_preadv(int fd, const struct iovec *iov, int cnt, uint64_t off)
     ssize_t n;
 
     if (FAULTS_ON())
-        iov = inject_file_io(iov, &cnt, copy);
+        iov = inject_file_io(fd, iov, &cnt, copy);
 
     do
         n = off == UINT64_MAX ? readv(fd, iov, cnt) : preadv(fd, iov, cnt, (off_t)off);
@@ -234,7 +236,7 @@ ssize_t gyre__sys_pwritev(int fd, const struct iovec *iov, int cnt, uint64_t off
     ssize_t n;
 
     if (FAULTS_ON())
-        iov = inject_file_io(iov, &cnt, copy);
+        iov = inject_file_io(fd, iov, &cnt, copy);
 
     do
         n = off == UINT64_MAX ? writev(fd, iov, cnt) : pwritev(fd, iov, cnt, (off_t)off);

@@ -34,7 +34,7 @@ static int inject_paio_again(void)
 static void inject_paio_short(struct aiocb *cb)
 {
     if (FAULTS_ON())
-        cb->aio_nbytes = inject_short(cb->aio_nbytes);
+        cb->aio_nbytes = inject_short_file(cb->aio_fildes, cb->aio_nbytes);
 }
 
 int gyre__sys_aio_read(struct aiocb *cb)
