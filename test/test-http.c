@@ -501,10 +501,6 @@ void test_http_malformed(void)
         client *c = client_open(&s);
 
         client_send_str(c, cases[i].req);
-        if (cases[i].req[0] == 'P' && strstr(cases[i].req, "ZZ")) {
-            client_response(c, &r, 0); /* the 200 comes first; the body is bad */
-            ASSERT_EQ(r.status, 200);
-        }
         client_response(c, &r, 0);
         if (r.status != cases[i].status)
             test_fail(__FILE__, __LINE__, "case %zu: status %d, want %d", i, r.status,
