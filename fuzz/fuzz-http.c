@@ -57,8 +57,15 @@ static void check_request(const char *buf, size_t head, const http_request *r)
     CHECK(r->method_len > 0 && inside(buf, head, r->method_name, r->method_len));
     CHECK(r->target_len > 0 && r->target_len <= HTTP_MAX_TARGET);
     CHECK(inside(buf, head, r->target, r->target_len));
+    /* The path is the target's tail; the authority lies in the target or
+     * is Host's value (NULL only when empty). */
+    CHECK(inside(r->target, r->target_len, r->path, r->path_len));
+    CHECK(r->path - r->target + r->path_len == r->target_len);
+    CHECK(r->authority_len == 0 || inside(buf, head, r->authority, r->authority_len));
     CHECK(r->version_minor == 0 || r->version_minor == 1);
     CHECK(!(r->has_content_length && r->chunked));
+    CHECK(r->has_content_length || r->content_length == 0);
+    CHECK(!r->expect_continue || r->version_minor == 1);
     for (i = 0; i < r->n_headers; i++) {
         const http_header *h = &r->headers[i];
         char name[HTTP_MAX_HEAD + 1];
@@ -91,6 +98,9 @@ static void check_same(const char *a, const http_request *ra, const char *b, con
     CHECK(ra->method == rb->method);
     CHECK(ra->method_len == rb->method_len && ra->method_name - a == rb->method_name - b);
     CHECK(ra->target_len == rb->target_len && ra->target - a == rb->target - b);
+    CHECK(ra->path_len == rb->path_len && ra->path - a == rb->path - b);
+    CHECK(ra->authority_len == rb->authority_len &&
+          (ra->authority_len == 0 || ra->authority - a == rb->authority - b));
     CHECK(ra->version_minor == rb->version_minor);
     CHECK(ra->n_headers == rb->n_headers);
     for (i = 0; i < ra->n_headers; i++) {
@@ -113,8 +123,8 @@ static void fuzz_request(const uint8_t *data, size_t n, size_t k)
     int rc = http_parse_request(w, n, &whole);
     int r = http_parse_request(p, k, &part);
 
-    CHECK(rc == HTTP_INCOMPLETE || rc == -HTTP_E400 || rc == -HTTP_E414 || rc == -HTTP_E431 ||
-          rc == -HTTP_E501 || rc == -HTTP_E505 || (rc > 0 && (size_t)rc <= n));
+    CHECK(rc == HTTP_INCOMPLETE || rc == -HTTP_E400 || rc == -HTTP_E414 || rc == -HTTP_E417 ||
+          rc == -HTTP_E431 || rc == -HTTP_E501 || rc == -HTTP_E505 || (rc > 0 && (size_t)rc <= n));
     CHECK(rc <= 0 || (size_t)rc <= HTTP_MAX_HEAD);
     if (rc > 0)
         check_request(w, (size_t)rc, &whole);

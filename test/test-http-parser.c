@@ -127,7 +127,7 @@ void test_http_parser_errors(void)
         {" GET / HTTP/1.1\r\n\r\n", -HTTP_E400},
         {"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", -HTTP_E400},
         {"GET noslash HTTP/1.1\r\nHost: a\r\n\r\n", -HTTP_E400},
-        {"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", -HTTP_E400},
+        {"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", -HTTP_E400}, /* not http(s) */
         {"GET * HTTP/1.1\r\nHost: a\r\n\r\n", -HTTP_E400},
         {"GET / HTTP/1.1\r\n\r\n", -HTTP_E400},                       /* no Host */
         {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", -HTTP_E400}, /* two */
@@ -150,7 +150,8 @@ void test_http_parser_errors(void)
         {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
          -HTTP_E400},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", -HTTP_E400},
-        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", -HTTP_E501},
+        /* RFC 9112 6.3: chunked not last is 400, even for a coding unknown. */
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", -HTTP_E400},
         {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", -HTTP_E501},
         /* Equal duplicates are one length. */
         {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", 66},
@@ -307,5 +308,143 @@ void test_http_parser_chunked(void)
                 test_fail(__FILE__, __LINE__, "bad case %zu split %zu: got %lld", i, k,
                           (long long)r);
         }
+    }
+}
+
+/* RFC 9112/9110 points of issue 14: targets, Host, framing, Expect, and
+ * the per-request reset of every field. */
+void test_http_parser_rfc(void)
+{
+    static const struct {
+        const char *req;
+        int result; /* > 0: accepted (the head's length is checked apart) */
+    } cases[] = {
+        /* Host: one, valid, required on 1.1 (RFC 9112 3.2). */
+        {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 1},
+        {"GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", 1},
+        {"GET / HTTP/1.1\r\nHost:\r\n\r\n", 1}, /* empty is allowed */
+        /* absolute-form (RFC 9112 3.2.2); Host is still required on 1.1. */
+        {"GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n", 1},
+        {"GET HTTPS://a:443?q HTTP/1.1\r\nHost: b\r\n\r\n", 1},
+        {"GET http://a/x HTTP/1.1\r\n\r\n", -HTTP_E400},
+        {"GET http:///x HTTP/1.1\r\nHost: b\r\n\r\n", -HTTP_E400},
+        {"GET http://u@a/x HTTP/1.1\r\nHost: b\r\n\r\n", -HTTP_E400},
+        {"GET http:/a/x HTTP/1.1\r\nHost: b\r\n\r\n", -HTTP_E400},
+        {"GET mailto:a HTTP/1.1\r\nHost: b\r\n\r\n", -HTTP_E400},
+        {"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", -HTTP_E400}, /* authority-form */
+        /* Transfer-Encoding (RFC 9112 6.1, 6.3, 7). */
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", -HTTP_E400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n",
+         -HTTP_E400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", -HTTP_E400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", -HTTP_E400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+         -HTTP_E400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n",
+         -HTTP_E501},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n", 1},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n", 1},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", -HTTP_E400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", -HTTP_E400},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 01\r\n\r\n", 1},
+        /* Bare CR in the request line and in a value. */
+        {"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\rHost: a\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nX: a\rb\r\nHost: a\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nX\t: a\r\nHost: a\r\n\r\n", -HTTP_E400},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\tfolded\r\n\r\n", -HTTP_E400},
+        /* Expect (RFC 9110 10.1.1). */
+        {"POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", -HTTP_E417},
+        {"POST / HTTP/1.0\r\nExpect: 200-ok\r\n\r\n", 1},
+        {"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n", 1},
+    };
+    const char *two = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
+    http_request req;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rc = parse_str(cases[i].req, &req);
+        if (cases[i].result > 0 ? rc != (int)strlen(cases[i].req) : rc != cases[i].result)
+            test_fail(__FILE__, __LINE__, "case %zu (%s): got %d, want %d", i, cases[i].req, rc,
+                      cases[i].result);
+    }
+
+    /* absolute-form: the authority replaces Host, the path is what follows. */
+    ASSERT_GT(parse_str("GET http://Example.com:8080/a/b?c HTTP/1.1\r\nHost: other\r\n\r\n", &req),
+              0);
+    ASSERT_TRUE(span_eq(req.authority, req.authority_len, "Example.com:8080"));
+    ASSERT_TRUE(span_eq(req.path, req.path_len, "/a/b?c"));
+    ASSERT_GT(parse_str("GET http://h HTTP/1.1\r\nHost: other\r\n\r\n", &req), 0);
+    ASSERT_TRUE(span_eq(req.authority, req.authority_len, "h"));
+    ASSERT_EQ(req.path_len, 0);
+    ASSERT_GT(parse_str("GET /p HTTP/1.1\r\nHost: h:1\r\n\r\n", &req), 0);
+    ASSERT_TRUE(span_eq(req.authority, req.authority_len, "h:1"));
+    ASSERT_TRUE(span_eq(req.path, req.path_len, "/p"));
+    ASSERT_GT(parse_str("GET /p HTTP/1.0\r\n\r\n", &req), 0);
+    ASSERT_EQ(req.authority_len, 0);
+
+    /* Expect on HTTP/1.0 is ignored. */
+    ASSERT_GT(
+        parse_str("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", &req), 0);
+    ASSERT_EQ(req.expect_continue, 0);
+    ASSERT_EQ(req.content_length, 1);
+
+    /* One http_request reused for a bodiless request after one with a
+     * length: nothing of the first is left (the server's 100 Continue for a
+     * bodiless request came from this). */
+    ASSERT_GT(parse_str(two, &req), 0);
+    ASSERT_EQ(req.content_length, 5);
+    ASSERT_GT(parse_str("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", &req), 0);
+    ASSERT_EQ(req.has_content_length, 0);
+    ASSERT_EQ(req.content_length, 0);
+    ASSERT_EQ(req.chunked, 0);
+    ASSERT_EQ(req.expect_continue, 1);
+}
+
+/* Chunk sizes: leading zeros are fine, values at or past 2^60 are not, and
+ * nothing overflows. */
+void test_http_parser_chunk_sizes(void)
+{
+    static const struct {
+        const char *body;
+        int64_t result; /* bytes consumed, or -HTTP_E400 */
+    } cases[] = {
+        {"00000000000000000000005\r\nhello\r\n0\r\n\r\n", 37},
+        {"0FFFFFFFFFFFFFFF\r\n", 18}, /* 2^60 - 1: accepted, the data is awaited */
+        {"1000000000000000\r\n", -HTTP_E400},
+        {"FFFFFFFFFFFFFFFFFFFF\r\n", -HTTP_E400},
+        {"5\r\nhello\r\n0\r\n\r", 14}, /* incomplete, all consumed */
+        {"5\r\nhello\r\n-1\r\n", -HTTP_E400},
+        {"5\r\nhello\r\n0x1\r\n", -HTTP_E400},
+    };
+    size_t i, off, len, used;
+    http_chunked c;
+    int64_t r = 0;
+    int done;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].body);
+
+        http_chunked_init(&c);
+        used = 0;
+        done = 0;
+        while (used < n && !done) {
+            r = http_chunked_feed(&c, cases[i].body + used, n - used, &done, &off, &len);
+            if (r < 0)
+                break;
+            used += (size_t)r;
+        }
+        if ((r < 0 ? r : (int64_t)used) != cases[i].result)
+            test_fail(__FILE__, __LINE__, "case %zu: got %lld, want %lld", i,
+                      (long long)(r < 0 ? r : (int64_t)used), (long long)cases[i].result);
     }
 }

@@ -484,7 +484,7 @@ void test_http_malformed(void)
         {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
          400},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", 400},
-        {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+        {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
         {"GET / HTTP/3.0\r\nHost: h\r\n\r\n", 505},
     };
     static char big[HTTP_BIG_SIZE];
@@ -501,10 +501,6 @@ void test_http_malformed(void)
         client *c = client_open(&s);
 
         client_send_str(c, cases[i].req);
-        if (cases[i].req[0] == 'P' && strstr(cases[i].req, "ZZ")) {
-            client_response(c, &r, 0); /* the 200 comes first; the body is bad */
-            ASSERT_EQ(r.status, 200);
-        }
         client_response(c, &r, 0);
         if (r.status != cases[i].status)
             test_fail(__FILE__, __LINE__, "case %zu: status %d, want %d", i, r.status,

@@ -11,12 +11,26 @@
 
 #include <string.h>
 
-/* RFC 9110 5.6.2: tchar. */
+/* Byte classes, one lookup per byte on the hot path: CH_TOKEN is RFC 9110
+ * 5.6.2's tchar (ALPHA, DIGIT and !#$%&'*+-.^_`|~); CH_HOST is RFC 3986
+ * 3.2.2's reg-name bytes (unreserved, sub-delims, and the '%' of a
+ * pct-encoded octet, whose hex digits are unreserved already). Bytes from
+ * 0x80 on (the rest of the table, zero) are in neither. */
+enum {
+    CH_TOKEN = 1,
+    CH_HOST = 2
+};
+
+static const unsigned char char_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 3, 0, 1, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 2, 0, 2, 0, 0,
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 1, 3,
+    1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 1, 0, 3, 0,
+};
+
 static int is_tchar(unsigned char ch)
 {
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-        return 1;
-    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+    return char_class[ch] & CH_TOKEN;
 }
 
 /* Field value bytes: VCHAR, obs-text, SP and HTAB (RFC 9110 5.5). */
@@ -84,6 +98,106 @@ static int list_has(const char *value, uint32_t len, const char *token)
     return 0;
 }
 
+static int is_host_char(unsigned char ch)
+{
+    return char_class[ch] & CH_HOST;
+}
+
+/* uri-host [ ":" port ] (RFC 9110 7.2, 4.2.3). The host may be empty only
+ * where allow_empty says (Host: may be, an http URI's may not); userinfo
+ * ("user@host") is refused, as RFC 9110 4.2.4 asks of recipients. */
+static int valid_authority(const char *v, uint32_t len, int allow_empty)
+{
+    uint32_t i = 0, host_end;
+
+    if (len > 0 && v[0] == '[') {
+        /* IP-literal: IPv6 or IPvFuture, loosely; the bracket is what
+         * matters, so that a ':' inside is not taken for the port's. */
+        for (i = 1; i < len && v[i] != ']'; i++)
+            if (!is_host_char((unsigned char)v[i]) && v[i] != ':')
+                return 0;
+        if (i == len || i == 1)
+            return 0;
+        i++;
+    } else {
+        while (i < len && is_host_char((unsigned char)v[i]))
+            i++;
+    }
+    host_end = i;
+    if (host_end == 0 && !allow_empty)
+        return 0;
+    if (i < len && v[i] == ':') {
+        for (i++; i < len; i++)
+            if (v[i] < '0' || v[i] > '9')
+                return 0;
+    }
+    return i == len;
+}
+
+/* Splits an absolute-form target ("http://authority/path?query", RFC 9112
+ * 3.2.2) into req->authority and req->path. Returns 0, or -1 if it is not
+ * one this server answers: a scheme other than http or https, or a missing
+ * or malformed authority. */
+static int split_absolute(http_request *req)
+{
+    const char *t = req->target;
+    uint32_t len = req->target_len, i = 0, start;
+
+    while (i < len && t[i] != ':')
+        i++;
+    if (!(ieq(t, i, "http") || ieq(t, i, "https")) || len - i < 3 || t[i + 1] != '/' ||
+        t[i + 2] != '/')
+        return -1;
+    start = i + 3;
+    for (i = start; i < len && t[i] != '/' && t[i] != '?'; i++)
+        ;
+    if (!valid_authority(t + start, i - start, 0))
+        return -1;
+    req->authority = t + start;
+    req->authority_len = i - start;
+    req->path = t + i;
+    req->path_len = len - i;
+    return 0;
+}
+
+/* Transfer-Encoding lists, over all its lines as one list (RFC 9110 5.3):
+ * TE_CHUNKED once chunked was the last coding so far, TE_OTHER for any
+ * other coding, TE_BAD for a coding after chunked, chunked twice or an
+ * empty list. */
+enum {
+    TE_CHUNKED = 1,
+    TE_OTHER = 2,
+    TE_BAD = 4
+};
+
+static void codings(const char *value, uint32_t len, int *state)
+{
+    uint32_t i = 0, start, end;
+    int any = 0;
+
+    while (i < len) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        start = i;
+        while (i < len && value[i] != ',')
+            i++;
+        end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        if (end == start)
+            continue;
+        any = 1;
+        if (*state & TE_CHUNKED)
+            *state |= TE_BAD; /* something after chunked, chunked included */
+        if (ieq(value + start, end - start, "chunked"))
+            *state |= TE_CHUNKED;
+        else
+            *state = (*state & ~TE_CHUNKED) | TE_OTHER;
+    }
+    if (!any)
+        *state |= TE_BAD;
+}
+
 /* Content-Length: 1*DIGIT, at most 18 digits (no overflow). */
 static int parse_length(const char *v, uint32_t len, uint64_t *out)
 {
@@ -103,12 +217,16 @@ static int parse_length(const char *v, uint32_t len, uint64_t *out)
 
 /* What the headers say about framing and the connection. Returns 0 or
  * -HTTP_E*. */
-static int interpret_headers(http_request *req)
+static int interpret_headers(http_request *req, int absolute)
 {
     uint32_t i, hosts = 0, te = 0;
-    int close = 0, keep = 0;
+    int close = 0, keep = 0, expect_other = 0, te_state = 0;
     uint64_t n;
 
+    /* Every field is set here, for every request: a caller that reuses one
+     * http_request across pipelined requests must not see the previous
+     * request's length (that gave a bodiless request 100 Continue). */
+    req->content_length = 0;
     req->has_content_length = 0;
     req->chunked = 0;
     req->expect_continue = 0;
@@ -123,14 +241,16 @@ static int interpret_headers(http_request *req)
             req->content_length = n;
             req->has_content_length = 1;
         } else if (ieq(h->name, h->name_len, "transfer-encoding")) {
-            /* Only "chunked" alone is understood; codings under it would
-             * have to be undone to find the body's end, which this server
-             * does not do. */
             te++;
-            if (!ieq(h->value, h->value_len, "chunked"))
-                return -HTTP_E501;
-            req->chunked = 1;
+            codings(h->value, h->value_len, &te_state);
         } else if (ieq(h->name, h->name_len, "host")) {
+            if (!valid_authority(h->value, h->value_len, 1))
+                return -HTTP_E400;
+            /* RFC 9112 3.2.2: an absolute-form target's authority wins. */
+            if (!absolute) {
+                req->authority = h->value;
+                req->authority_len = h->value_len;
+            }
             hosts++;
         } else if (ieq(h->name, h->name_len, "connection")) {
             close |= list_has(h->value, h->value_len, "close");
@@ -138,20 +258,34 @@ static int interpret_headers(http_request *req)
         } else if (ieq(h->name, h->name_len, "expect")) {
             if (ieq(h->value, h->value_len, "100-continue"))
                 req->expect_continue = 1;
+            else if (h->value_len > 0)
+                expect_other = 1;
         }
     }
-    if (te > 1)
-        return -HTTP_E501; /* "chunked" twice, or split over lines */
     /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, and
-     * with Content-Length too it is the classic smuggling vector. */
-    if (te && (req->version_minor == 0 || req->has_content_length))
+     * with Content-Length too it is the classic smuggling vector; 6.3: a
+     * body whose last coding is not chunked (or that is chunked twice, 7)
+     * has no length that can be trusted. Those are 400 and close; a coding
+     * this server does not undo, under a final chunked, is 501. */
+    if (te && (req->version_minor == 0 || req->has_content_length ||
+               (te_state & (TE_BAD | TE_CHUNKED)) != TE_CHUNKED))
         return -HTTP_E400;
+    if (te_state & TE_OTHER)
+        return -HTTP_E501;
+    req->chunked = te > 0;
     /* RFC 9112 3.2: exactly one Host in HTTP/1.1. */
     if (req->version_minor == 1 && hosts != 1)
         return -HTTP_E400;
     if (req->version_minor == 0 && hosts > 1)
         return -HTTP_E400;
     req->keep_alive = (uint8_t)(req->version_minor == 1 ? !close : keep && !close);
+    /* RFC 9110 10.1.1: HTTP/1.0 predates expectations; they are ignored. */
+    if (req->version_minor == 0) {
+        req->expect_continue = 0;
+    } else if (expect_other) {
+        req->expect_continue = 0;
+        return -HTTP_E417;
+    }
     return 0;
 }
 
@@ -172,7 +306,7 @@ static int match_fixed(const unsigned char *p, size_t avail, const char *pat)
 }
 
 /* The head within p[0..len), where len is already capped at HTTP_MAX_HEAD. */
-static int parse_head(const unsigned char *p, size_t len, http_request *req)
+static int parse_head(const unsigned char *p, size_t len, http_request *req, int *absolute)
 {
     size_t i = 0, start, vend;
     int m;
@@ -200,11 +334,20 @@ static int parse_head(const unsigned char *p, size_t len, http_request *req)
         return -HTTP_E400;
     req->target = (const char *)p + start;
     req->target_len = (uint32_t)(i - start);
-    /* origin-form, or "*" for OPTIONS; absolute-form and authority-form are
-     * for proxies. */
+    req->path = req->target;
+    req->path_len = req->target_len;
+    req->authority = NULL;
+    req->authority_len = 0;
+    *absolute = 0;
+    /* origin-form, "*" for OPTIONS, or absolute-form, which RFC 9112 3.2.2
+     * requires a server to accept; authority-form is CONNECT's, for
+     * proxies. */
     if (p[start] != '/' &&
-        !(req->target_len == 1 && p[start] == '*' && req->method == HTTP_OPTIONS))
-        return -HTTP_E400;
+        !(req->target_len == 1 && p[start] == '*' && req->method == HTTP_OPTIONS)) {
+        if (split_absolute(req) != 0)
+            return -HTTP_E400;
+        *absolute = 1;
+    }
     i++;
     m = match_fixed(p + i, len - i, "HTTP/#.#\r\n");
     if (m <= 0) {
@@ -275,13 +418,13 @@ static int parse_head(const unsigned char *p, size_t len, http_request *req)
 int http_parse_request(const char *buf, size_t len, http_request *req)
 {
     size_t cap = len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD;
-    int rc = parse_head((const unsigned char *)buf, cap, req), err;
+    int absolute, rc = parse_head((const unsigned char *)buf, cap, req, &absolute), err;
 
     if (rc == HTTP_INCOMPLETE && len >= HTTP_MAX_HEAD)
         return -HTTP_E431;
     if (rc <= 0)
         return rc;
-    err = interpret_headers(req);
+    err = interpret_headers(req, absolute);
     return err < 0 ? err : rc;
 }
 
@@ -314,8 +457,10 @@ enum {
     C_DONE,
 };
 
-/* 15 hex digits: sizes below 2^60, no overflow. */
-#define CHUNK_MAX_DIGITS 15
+/* Chunk sizes stay below 2^60 (so `left * 16` never overflows) however
+ * many leading zeros come first; the digit count is bounded on its own so
+ * that a size line of zeros ends too. */
+#define CHUNK_MAX_DIGITS 64
 #define CHUNK_MAX_EXT 1024
 #define CHUNK_MAX_TRAILERS 4096
 
@@ -356,7 +501,7 @@ int64_t http_chunked_feed(http_chunked *c, const char *buf, size_t len, int *don
         case C_SIZE:
             h = hex_value(ch);
             if (h >= 0) {
-                if (c->digits == CHUNK_MAX_DIGITS)
+                if (c->digits == CHUNK_MAX_DIGITS || (c->left >> 56) != 0)
                     return -HTTP_E400;
                 c->left = c->left * 16 + (uint64_t)h;
                 c->digits++;
@@ -450,6 +595,10 @@ const char *http_reason(int status)
         return "Continue";
     case 200:
         return "OK";
+    case 206:
+        return "Partial Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 403:
@@ -460,8 +609,14 @@ const char *http_reason(int status)
         return "Method Not Allowed";
     case 411:
         return "Length Required";
+    case 413:
+        return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
     case 431:
         return "Request Header Fields Too Large";
     case 500:

@@ -20,10 +20,16 @@
  * tokens with no space before the colon; obsolete line folding, a
  * Content-Length that is not all digits, two different Content-Lengths, both
  * Content-Length and Transfer-Encoding, and an HTTP/1.1 request without
- * exactly one Host are 400 (RFC 9112 sections 2.2, 5, 6.3 and RFC 9110 7.2),
- * because a lenient parser in front of another is how requests get
- * smuggled. Transfer-Encoding other than "chunked" alone is 501, a version
- * other than HTTP/1.0 or 1.1 is 505.
+ * exactly one syntactically valid Host are 400 (RFC 9112 sections 2.2, 3.2,
+ * 5, 6.3 and RFC 9110 7.2), because a lenient parser in front of another is
+ * how requests get smuggled. Transfer-Encoding other than "chunked" alone is
+ * 501, a version other than HTTP/1.0 or 1.1 is 505, an Expect other than
+ * 100-continue on HTTP/1.1 is 417 (an expectation on HTTP/1.0 is ignored,
+ * RFC 9110 10.1.1).
+ *
+ * Targets: origin-form ("/path?query"), "*" for OPTIONS, and absolute-form
+ * ("http://authority/path?query", RFC 9112 3.2.2), whose authority replaces
+ * Host: req->path is the origin-form part in every case.
  *
  * Chunked bodies: http_chunked_feed() decodes them incrementally (state in
  * a caller-owned http_chunked), reporting where the data bytes are, so a
@@ -47,6 +53,7 @@
 #define HTTP_INCOMPLETE 0
 #define HTTP_E400 400 /* malformed */
 #define HTTP_E414 414 /* request target too long */
+#define HTTP_E417 417 /* an expectation other than 100-continue */
 #define HTTP_E431 431 /* head too long or too many headers */
 #define HTTP_E501 501 /* transfer coding not implemented */
 #define HTTP_E505 505 /* HTTP version not supported */
@@ -73,16 +80,25 @@ typedef struct http_request {
     http_method method;
     const char *method_name; /* as sent */
     uint32_t method_len;
-    const char *target; /* the request target as sent (origin-form or "*") */
+    const char *target; /* the request target as sent */
     uint32_t target_len;
+    /* The origin-form part of the target: "/..." or "*"; for absolute-form
+     * what follows the authority, which may be empty (meaning "/") or start
+     * with '?'. */
+    const char *path;
+    uint32_t path_len;
+    /* The authority: the absolute-form target's if it has one, else Host's
+     * value (empty if neither). */
+    const char *authority;
+    uint32_t authority_len;
     int version_minor; /* 0 or 1 (HTTP/1.x) */
     uint32_t n_headers;
     http_header headers[HTTP_MAX_HEADERS];
-    uint64_t content_length; /* valid with has_content_length */
+    uint64_t content_length; /* 0 unless has_content_length */
     uint8_t has_content_length;
-    uint8_t chunked;    /* Transfer-Encoding: chunked */
-    uint8_t keep_alive; /* the connection stays open after the response */
-    uint8_t expect_continue;
+    uint8_t chunked;         /* Transfer-Encoding: chunked */
+    uint8_t keep_alive;      /* the connection stays open after the response */
+    uint8_t expect_continue; /* "Expect: 100-continue" on HTTP/1.1 */
 } http_request;
 
 /* Parses the head of the request at the start of buf[0..len). Returns the
@@ -115,7 +131,8 @@ void http_chunked_init(http_chunked *c);
  * each data run, so call it again on the remaining bytes until it has
  * consumed all or *done. Returns -HTTP_E400 on a malformed body (a size that
  * is not hex, too many digits, a missing CRLF, an over-long extension or
- * trailer line). */
+ * trailer line). Chunk sizes are bounded below 2^60 whatever the leading
+ * zeros, so no size overflows. */
 int64_t http_chunked_feed(http_chunked *c, const char *buf, size_t len, int *done, size_t *data_off,
                           size_t *data_len);
 

@@ -2,7 +2,8 @@
  * server gyre-bench's http scenario measures against nginx.
  *
  *   gyre-http --port P [--backend auto|uring|epoll|poll|select] [--root DIR]
- *             [--exit-after-clients N] [--no-openat2] [--version]
+ *             [--exit-after-clients N] [--no-openat2] [--max-body BYTES]
+ *             [--lingering-time T] [--lingering-timeout T] [--version]
  *
  * Listens on 127.0.0.1:P. GET (or HEAD, or POST) / answers a fixed body;
  * with --root DIR any other path is a file under DIR (GET and HEAD), else
@@ -28,7 +29,18 @@
  *
  * Bodies: Content-Length bodies and chunked bodies (decoded by
  * http_chunked_feed) are read and discarded; any other transfer coding is
- * 501. "Expect: 100-continue" gets its interim response.
+ * 501. A body over --max-body (1 MiB by default) is 413: at once when
+ * Content-Length says so, without inviting it. While a body is read, its
+ * response is held in the output buffer (hold_mark), so a chunked body that
+ * turns out malformed or too large gets the error as its one final
+ * response. "Expect: 100-continue" (HTTP/1.1 only) gets its interim
+ * response when the answer depends on the body (POST /); otherwise the
+ * answer goes at once and the connection closes without reading the body.
+ *
+ * Files carry an ETag ("mtime-size" in hex, as nginx) and Last-Modified;
+ * If-None-Match (which takes precedence) and If-Modified-Since give 304;
+ * one byte range gives 206 (several are answered with the whole file, an
+ * unsatisfiable one 416), kept only while If-Range matches.
  *
  * Files: the path is percent-decoded and opened with openat2(root,
  * RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) (Linux 5.6), so neither ".." nor
@@ -44,9 +56,11 @@
  * Closing: a malformed request gets its 4xx and then the connection
  * closes, as does a request that asks for it (Connection: close, or
  * HTTP/1.0 without keep-alive). After the last response the write side is
- * shut down and input is drained for up to LINGER_NS before close, so the
- * client is not sent a reset (which would destroy the response in its
- * receive queue) for request bytes it had already sent.
+ * shut down and input is drained before close, so the client is not sent a
+ * reset (which would destroy the response in its receive queue) for request
+ * bytes it had already sent; draining stops after a silence of
+ * --lingering-timeout (5 s) or --lingering-time (30 s) in all, as nginx's
+ * lingering close does, so a client cannot hold the slot by trickling.
  *
  * SIGTERM or SIGINT: stop accepting, let each connection finish the
  * response it is sending, close it; after STOP_GRACE_NS whatever is left is
@@ -62,6 +76,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -82,7 +97,14 @@
 /* The least worth reading a file into. */
 #define FILE_READ_MIN 4096
 #define CONN_MAX_HELD 8
-#define LINGER_NS (1000ull * 1000 * 1000)
+#define MS_NS (1000ull * 1000)
+/* The lingering close, bounded like nginx's: at most LINGER_TIMEOUT_NS
+ * between two reads and LINGER_TIME_NS in all (lingering_timeout and
+ * lingering_time). */
+#define LINGER_TIMEOUT_NS (5000 * MS_NS)
+#define LINGER_TIME_NS (30000 * MS_NS)
+/* Request bodies larger than this are 413 (nginx's client_max_body_size). */
+#define MAX_BODY_DEFAULT (1024ull * 1024)
 #define STOP_GRACE_NS (2000ull * 1000 * 1000)
 #define NONE UINT32_MAX
 
@@ -94,6 +116,8 @@ typedef struct conn {
     int file_fd; /* a file response going out, or -1 */
     uint64_t file_off, file_left;
     uint64_t body_left;   /* Content-Length body bytes still to discard */
+    uint64_t body_total;  /* chunked data bytes seen, against max_body */
+    uint64_t linger_end;  /* gyre_now() past which lingering stops */
     http_chunked chunked; /* with body_chunked */
     gyre_op recv, send, read;
     gyre_timer linger;
@@ -101,8 +125,13 @@ typedef struct conn {
     uint32_t held;             /* buffers in the FIFO */
     uint32_t in_len;           /* bytes in `in` */
     uint32_t out_off, out_len; /* out[out_off..out_len) is still to send */
+    /* While a request body is read, its response (and all after it) waits
+     * at out[hold_mark..): a body that turns out bad replaces it with the
+     * error, so the client gets one final response. */
+    uint32_t hold_mark;
     uint8_t recv_busy, send_busy, read_busy;
     uint8_t body_chunked;
+    uint8_t holding;     /* a body is being read: out[hold_mark..) waits */
     uint8_t paused;      /* recv cancelled for back-pressure */
     uint8_t peer_eof;    /* the client has shut down writing */
     uint8_t close_after; /* close once the queued output is sent */
@@ -127,6 +156,8 @@ static gyre_signal sig_term, sig_int;
 static gyre_timer stop_timer;
 static int listen_fd = -1, root_fd = -1, use_openat2 = 1, stopping;
 static long exit_after, clients_done;
+static uint64_t max_body = MAX_BODY_DEFAULT;
+static uint64_t linger_timeout_ns = LINGER_TIMEOUT_NS, linger_time_ns = LINGER_TIME_NS;
 
 /* The fixed response as HTTP/1.1 keep-alive sends it, and the Date header
  * every response carries, both remade once a second. */
@@ -196,6 +227,9 @@ enum {
     CONN_CLOSE
 };
 
+/* put_head's length for a response that has none (304). */
+#define NO_LENGTH UINT64_MAX
+
 /* Appends a response head; the caller made sure of RESP_ROOM. */
 static void put_head(conn *c, int status, uint64_t length, const char *type, int how,
                      const char *extra)
@@ -215,9 +249,11 @@ static void put_head(conn *c, int status, uint64_t length, const char *type, int
         p = put(p, type, strlen(type));
         p = PUT_LIT(p, "\r\n");
     }
-    p = PUT_LIT(p, "Content-Length: ");
-    p = put_u64(p, length);
-    p = PUT_LIT(p, "\r\n");
+    if (length != NO_LENGTH) {
+        p = PUT_LIT(p, "Content-Length: ");
+        p = put_u64(p, length);
+        p = PUT_LIT(p, "\r\n");
+    }
     if (how == CONN_CLOSE)
         p = PUT_LIT(p, "Connection: close\r\n");
     else if (how == CONN_KEEP_10)
@@ -326,9 +362,11 @@ static void arm_recv(conn *c)
 
 static void kick_send(conn *c)
 {
-    if (c->send_busy || c->closing || c->out_off == c->out_len)
+    uint32_t end = c->holding ? c->hold_mark : c->out_len;
+
+    if (c->send_busy || c->closing || c->out_off >= end)
         return;
-    gyre_op_send(&c->send, c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    gyre_op_send(&c->send, c->fd, c->out + c->out_off, end - c->out_off, MSG_NOSIGNAL);
     c->send_busy = gyre_submit(loop, &c->send, on_send) == 0;
     if (!c->send_busy)
         conn_end(c);
@@ -342,6 +380,8 @@ static void out_compact(conn *c)
         return;
     memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
     c->out_len -= c->out_off;
+    if (c->holding)
+        c->hold_mark -= c->out_off;
     c->out_off = 0;
 }
 
@@ -349,7 +389,9 @@ static void pump_file(conn *c)
 {
     uint64_t want;
 
-    if (c->file_fd < 0 || c->read_busy || c->closing)
+    /* Not while held: a bad body truncates the output back to hold_mark,
+     * which a read in flight would write past. */
+    if (c->file_fd < 0 || c->read_busy || c->closing || c->holding)
         return;
     if (OUT_CAP - c->out_len < FILE_READ_MIN)
         out_compact(c);
@@ -398,18 +440,35 @@ static void on_linger(gyre_timer *t)
     conn_end(t->base.data);
 }
 
+/* (Re)starts the lingering timer after a read: linger_timeout_ns more,
+ * but never past linger_end. */
+static void linger_again(conn *c)
+{
+    uint64_t now = gyre_now(loop), wait = linger_timeout_ns;
+
+    if (now >= c->linger_end) {
+        conn_end(c);
+        return;
+    }
+    if (wait > c->linger_end - now)
+        wait = c->linger_end - now;
+    if (gyre_timer_start(&c->linger, on_linger, wait, 0) != 0)
+        conn_end(c);
+}
+
 /* The last response is out: shut the write side, drain what the client
- * still sends until its EOF or LINGER_NS, then close. */
+ * still sends until its EOF, a silence of linger_timeout_ns or
+ * linger_time_ns in all, then close. */
 static void start_linger(conn *c)
 {
     c->lingering = 1;
     put_chunks(c);
     c->in_len = 0;
     (void)shutdown(c->fd, SHUT_WR);
-    if (gyre_timer_start(&c->linger, on_linger, LINGER_NS, 0) != 0) {
-        conn_end(c);
+    c->linger_end = gyre_now(loop) + linger_time_ns;
+    linger_again(c);
+    if (c->closing)
         return;
-    }
     if (!c->recv_busy)
         arm_recv(c);
 }
@@ -419,6 +478,13 @@ static void conn_check_finish(conn *c)
 {
     if (c->closing || c->lingering)
         return;
+    if (c->peer_eof && (c->body_left > 0 || c->body_chunked) && c->head == NONE && c->in_len == 0) {
+        /* The client stopped inside a body: the held response is not owed;
+         * what came before it is sent first. */
+        if (!c->send_busy && !c->read_busy && c->out_off >= c->hold_mark)
+            conn_end(c);
+        return;
+    }
     if (c->send_busy || c->read_busy || c->file_fd >= 0 || c->out_len != c->out_off)
         return;
     if (c->close_after && !c->peer_eof && !stopping)
@@ -502,7 +568,11 @@ static int open_walk(char *path)
         while (slash && slash[1] == '/')
             slash++;
         if (!slash || slash[1] == '\0') {
-            fd = openat(dir, seg, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            /* "name/" names a directory, as the kernel's own lookup says
+             * (ENOTDIR for a file): dropping the slash served
+             * /index.html/. */
+            fd = openat(dir, seg,
+                        O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (slash ? O_DIRECTORY : 0));
             fd = fd < 0 ? -errno : fd;
             break;
         }
@@ -560,20 +630,143 @@ static const char *content_type(const char *path)
     return "application/octet-stream";
 }
 
+/* An HTTP-date (RFC 9110 5.6.7, IMF-fixdate) for t into out[30]. */
+static void http_date(char *out, time_t t)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Whether the If-None-Match list v[0..len) names etag (weak comparison,
+ * RFC 9110 8.8.3.2: a W/ prefix does not matter) or is "*". */
+static int etag_listed(const char *v, uint32_t len, const char *etag, size_t etag_len)
+{
+    uint32_t i = 0;
+
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        if (i < len && v[i] == '*')
+            return 1;
+        if (len - i >= 2 && v[i] == 'W' && v[i + 1] == '/')
+            i += 2;
+        if (len - i >= etag_len && memcmp(v + i, etag, etag_len) == 0 &&
+            (len - i == etag_len || v[i + etag_len] == ',' || v[i + etag_len] == ' ' ||
+             v[i + etag_len] == '\t'))
+            return 1;
+        while (i < len && v[i] != ',')
+            i++;
+    }
+    return 0;
+}
+
+/* Parses a decimal at v[*i..len) into *out; 0, or -1 if there is none or it
+ * is too long to be a file offset. */
+static int range_num(const char *v, uint32_t len, uint32_t *i, uint64_t *out)
+{
+    uint32_t start = *i;
+    uint64_t n = 0;
+
+    while (*i < len && v[*i] >= '0' && v[*i] <= '9') {
+        if (*i - start == 18)
+            return -1;
+        n = n * 10 + (uint64_t)(v[(*i)++] - '0');
+    }
+    *out = n;
+    return *i > start ? 0 : -1;
+}
+
+/* What a Range header asks of a file of `size` bytes (RFC 9110 14.2): 1 with
+ * [*first, *last] for one satisfiable range; 0 to ignore it (not bytes,
+ * malformed, or several ranges: this server sends no multipart); -1 if
+ * unsatisfiable (416). */
+static int parse_range(const char *v, uint32_t len, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    uint32_t i = 6;
+    uint64_t a, b;
+
+    if (len < 7 || strncasecmp(v, "bytes=", 6) != 0 || memchr(v, ',', len) != NULL)
+        return 0;
+    if (v[i] == '-') {
+        i++;
+        if (range_num(v, len, &i, &b) != 0 || i != len)
+            return 0;
+        if (b == 0 || size == 0)
+            return -1;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return 1;
+    }
+    if (range_num(v, len, &i, &a) != 0 || i == len || v[i++] != '-')
+        return 0;
+    if (i == len) {
+        b = UINT64_MAX;
+    } else if (range_num(v, len, &i, &b) != 0 || i != len || b < a) {
+        return 0;
+    }
+    if (a >= size)
+        return -1;
+    *first = a;
+    *last = b >= size ? size - 1 : b;
+    return 1;
+}
+
+/* The validators of a file: its ETag (nginx's form, "mtime-size" in hex)
+ * and Last-Modified. */
+typedef struct validators {
+    char etag[48], date[32];
+    size_t etag_len;
+} validators;
+
+/* Whether the conditional headers turn a 200 for this file into a 304
+ * (RFC 9110 13.2.2): If-None-Match decides when present, If-Modified-Since
+ * only when it is not. */
+static int not_modified(const http_request *req, const struct stat *st, const validators *val)
+{
+    const char *v;
+    uint32_t len;
+    struct tm tm;
+    char date[32];
+
+    if ((v = http_header_get(req, "if-none-match", &len)) != NULL)
+        return etag_listed(v, len, val->etag, val->etag_len);
+    if ((v = http_header_get(req, "if-modified-since", &len)) != NULL && len < sizeof date) {
+        memcpy(date, v, len);
+        date[len] = '\0';
+        memset(&tm, 0, sizeof tm);
+        v = strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        /* An invalid date is ignored, as RFC 9110 13.1.3 says. */
+        if (v != NULL && *v == '\0')
+            return st->st_mtime <= timegm(&tm);
+    }
+    return 0;
+}
+
 static void serve_file(conn *c, const http_request *req, int how)
 {
-    int head_only = req->method == HTTP_HEAD, fd, status;
+    int head_only = req->method == HTTP_HEAD, fd, status, r;
+    uint64_t size, first = 0, last = 0;
+    char extra[256], *e;
+    validators val;
     struct stat st;
+    const char *v, *type;
+    uint32_t len;
 
-    if (decode_path(req->target, req->target_len) != 0) {
+    if (decode_path(req->path, req->path_len) != 0) {
         respond_fatal(c, 400);
         return;
     }
+    /* Before the open: the component walk cuts path_buf at its slashes
+     * (which gave sub/a.txt the type of "sub" with --no-openat2). */
+    type = content_type(path_buf);
     fd = open_beneath(path_buf);
     if (fd < 0) {
         /* EXDEV: resolution would leave the root (".." or a symlink);
-         * ELOOP: a symlink where none may be followed. */
-        status = fd == -ENOENT || fd == -ENOTDIR                                 ? 404
+         * ELOOP: a symlink where none may be followed; ENAMETOOLONG: a
+         * name past NAME_MAX, which no file under the root can have. */
+        status = fd == -ENOENT || fd == -ENOTDIR || fd == -ENAMETOOLONG          ? 404
                  : fd == -EXDEV || fd == -ELOOP || fd == -EACCES || fd == -EPERM ? 403
                                                                                  : 500;
         put_status(c, status, how, NULL, head_only);
@@ -584,31 +777,91 @@ static void serve_file(conn *c, const http_request *req, int how)
         put_status(c, 404, how, NULL, head_only);
         return;
     }
-    put_head(c, 200, (uint64_t)st.st_size, content_type(path_buf), how, NULL);
-    if (head_only || st.st_size == 0) {
+    size = (uint64_t)st.st_size;
+    val.etag_len = (size_t)snprintf(val.etag, sizeof val.etag, "\"%llx-%llx\"",
+                                    (unsigned long long)st.st_mtime, (unsigned long long)size);
+    http_date(val.date, st.st_mtime);
+    e = extra +
+        snprintf(extra, sizeof extra, "ETag: %s\r\nLast-Modified: %s\r\n", val.etag, val.date);
+    if (not_modified(req, &st, &val)) {
+        close(fd);
+        put_head(c, 304, NO_LENGTH, NULL, how, extra);
+        return;
+    }
+    r = 0;
+    /* Ranges are defined for GET only (RFC 9110 14.2); If-Range keeps the
+     * range only while the client's copy is current: the same strong ETag
+     * or exactly the Last-Modified date. */
+    if (req->method == HTTP_GET && (v = http_header_get(req, "range", &len)) != NULL) {
+        const char *ir;
+        uint32_t ir_len;
+
+        r = parse_range(v, len, size, &first, &last);
+        if ((ir = http_header_get(req, "if-range", &ir_len)) != NULL &&
+            !(ir_len == val.etag_len && memcmp(ir, val.etag, ir_len) == 0) &&
+            !(ir_len == strlen(val.date) && memcmp(ir, val.date, ir_len) == 0))
+            r = 0;
+    }
+    if (r < 0) {
+        close(fd);
+        snprintf(e, sizeof extra - (size_t)(e - extra), "Content-Range: bytes */%llu\r\n",
+                 (unsigned long long)size);
+        put_status(c, 416, how, extra, 0);
+        return;
+    }
+    if (r > 0) {
+        snprintf(e, sizeof extra - (size_t)(e - extra), "Content-Range: bytes %llu-%llu/%llu\r\n",
+                 (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
+        size = last - first + 1;
+    } else {
+        first = 0; /* parse_range may have set it for a range If-Range dropped */
+        snprintf(e, sizeof extra - (size_t)(e - extra), "Accept-Ranges: bytes\r\n");
+    }
+    put_head(c, r > 0 ? 206 : 200, size, type, how, extra);
+    if (head_only || size == 0) {
         close(fd);
         return;
     }
     c->file_fd = fd;
-    c->file_off = 0;
-    c->file_left = (uint64_t)st.st_size;
+    c->file_off = first;
+    c->file_left = size;
     pump_file(c);
 }
 
-static void handle_request(conn *c, const http_request *req)
+/* Answers req (its response goes into the output buffer). Returns 1 if
+ * its body is to be read (and the response is held until it has been), 0
+ * if it has none or it is not wanted. */
+static int handle_request(conn *c, const http_request *req)
 {
     int how = !req->keep_alive ? CONN_CLOSE : req->version_minor == 0 ? CONN_KEEP_10 : CONN_KEEP_11;
-    int is_root = req->target_len == 1 || (req->target_len > 1 && req->target[1] == '?');
+    const char *path = req->path;
+    uint32_t path_len = req->path_len;
+    int is_root =
+        path_len == 0 || path[0] == '?' || (path[0] == '/' && (path_len == 1 || path[1] == '?'));
     int get_head = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    int body = req->chunked || req->content_length > 0;
 
-    if (!req->keep_alive)
+    if (body && req->expect_continue) {
+        if (is_root && req->method == HTTP_POST) {
+            c->out_len =
+                (uint32_t)(PUT_LIT(c->out + c->out_len, "HTTP/1.1 100 Continue\r\n\r\n") - c->out);
+        } else {
+            /* The answer does not depend on the body: it goes now, without
+             * inviting the body, and the connection closes rather than
+             * read a body the client may never send (RFC 9110 10.1.1). */
+            how = CONN_CLOSE;
+            body = 0;
+        }
+    }
+    if (how == CONN_CLOSE)
         c->close_after = 1;
-    if (req->expect_continue && (req->chunked || req->content_length > 0))
-        c->out_len =
-            (uint32_t)(PUT_LIT(c->out + c->out_len, "HTTP/1.1 100 Continue\r\n\r\n") - c->out);
+    if (body) {
+        c->hold_mark = c->out_len;
+        c->holding = 1;
+    }
     if (req->method == HTTP_OTHER) {
         put_status(c, 501, how, NULL, 0);
-    } else if (req->target[0] != '/') {
+    } else if (path_len == 1 && path[0] == '*') {
         put_status(c, 405, how, "Allow: GET, HEAD, POST\r\n", 0); /* OPTIONS * */
     } else if (is_root && (get_head || req->method == HTTP_POST)) {
         if (how == CONN_KEEP_11 && req->method != HTTP_HEAD) {
@@ -630,6 +883,7 @@ static void handle_request(conn *c, const http_request *req)
     } else {
         serve_file(c, req, how);
     }
+    return body;
 }
 
 /* Drops n bytes from the front of the input: the carried-over buffer or the
@@ -651,8 +905,9 @@ static void consume(conn *c, int from_in, uint32_t n)
     }
 }
 
-/* Discards body bytes from p[0..n). Returns the bytes used or -1 if the
- * chunked body is malformed. */
+/* Discards body bytes from p[0..n). Returns the bytes used, or the status
+ * that ends the connection, negated: -400 for a malformed chunked body,
+ * -413 for one past max_body. */
 static int64_t discard_body(conn *c, const char *p, uint32_t n)
 {
     uint64_t used = 0;
@@ -668,7 +923,10 @@ static int64_t discard_body(conn *c, const char *p, uint32_t n)
     while (used < n) {
         r = http_chunked_feed(&c->chunked, p + used, n - used, &done, &off, &len);
         if (r < 0)
-            return -1;
+            return r;
+        c->body_total += len;
+        if (c->body_total > max_body)
+            return -413;
         used += (uint64_t)r;
         if (done) {
             c->body_chunked = 0;
@@ -678,22 +936,49 @@ static int64_t discard_body(conn *c, const char *p, uint32_t n)
     return (int64_t)used;
 }
 
+static int in_body(const conn *c)
+{
+    return c->body_left > 0 || c->body_chunked;
+}
+
+/* The body has been read: its response may go. */
+static void body_done(conn *c)
+{
+    c->holding = 0;
+    pump_file(c);
+}
+
+/* The body was bad: the held response is dropped for the error, and the
+ * connection closes (its framing is lost). */
+static void body_failed(conn *c, int status)
+{
+    c->out_len = c->hold_mark;
+    c->holding = 0;
+    c->body_left = 0;
+    c->body_chunked = 0;
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    c->file_fd = -1;
+    respond_fatal(c, status);
+}
+
 /* Parses and answers every whole request the input holds, as far as the
  * output buffer has room; a file response holds the rest back until it is
- * out. */
+ * out. A body is read to its end whatever follows (its response waits for
+ * it). */
 static void conn_process(conn *c)
 {
     http_request req;
 
-    while (!c->closing && !c->close_after && !c->lingering && c->file_fd < 0) {
+    while (!c->closing && !c->lingering && (in_body(c) || (!c->close_after && c->file_fd < 0))) {
         const char *p;
         uint32_t n, take;
-        int from_in = c->in_len > 0, rc;
+        int from_in = c->in_len > 0, rc, body;
         int64_t used;
 
-        if (OUT_CAP - c->out_len < RESP_ROOM)
+        if (!in_body(c) && OUT_CAP - c->out_len < RESP_ROOM)
             out_compact(c);
-        if (OUT_CAP - c->out_len < RESP_ROOM)
+        if (!in_body(c) && OUT_CAP - c->out_len < RESP_ROOM)
             break; /* on_send comes back here */
         if (from_in) {
             p = c->in;
@@ -704,13 +989,15 @@ static void conn_process(conn *c)
         } else {
             break;
         }
-        if (c->body_left > 0 || c->body_chunked) {
+        if (in_body(c)) {
             used = discard_body(c, p, n);
             if (used < 0) {
-                respond_fatal(c, 400);
+                body_failed(c, (int)-used);
                 break;
             }
             consume(c, from_in, (uint32_t)used);
+            if (!in_body(c))
+                body_done(c);
             continue;
         }
         rc = http_parse_request(p, n, &req);
@@ -732,12 +1019,22 @@ static void conn_process(conn *c)
             respond_fatal(c, -rc);
             break;
         }
-        handle_request(c, &req);
-        c->body_left = req.has_content_length ? req.content_length : 0;
-        c->body_chunked = req.chunked;
-        if (req.chunked)
-            http_chunked_init(&c->chunked);
-        consume(c, from_in, (uint32_t)rc);
+        if (req.content_length > max_body) {
+            /* Known from the head: refused before any of the body is
+             * invited or read; the lingering close drains what was sent. */
+            consume(c, from_in, (uint32_t)rc);
+            respond_fatal(c, 413);
+            break;
+        }
+        body = handle_request(c, &req);
+        consume(c, from_in, (uint32_t)rc); /* req points into it: after */
+        if (body) {
+            c->body_left = req.content_length;
+            c->body_chunked = req.chunked;
+            c->body_total = 0;
+            if (req.chunked)
+                http_chunked_init(&c->chunked);
+        }
     }
     if (c->paused && !c->recv_busy && c->head == NONE && !c->closing && !c->peer_eof) {
         c->paused = 0;
@@ -776,6 +1073,8 @@ static void on_recv(gyre_op *op)
     if (op->result > 0 && (op->flags & GYRE_OP_BUFFER)) {
         if (c->closing || c->lingering) {
             gyre_bufpool_put(pool, op->buf_id);
+            if (c->lingering && !c->closing)
+                linger_again(c);
         } else {
             chunks[op->buf_id] = (chunk){.off = 0, .len = (uint32_t)op->result, .next = NONE};
             if (c->head == NONE)
@@ -934,8 +1233,55 @@ static int usage(void)
 {
     fprintf(stderr, "usage: gyre-http --port P [--backend auto|uring|epoll|poll|select]\n"
                     "                 [--root DIR] [--exit-after-clients N] [--no-openat2]\n"
+                    "                 [--max-body BYTES] [--lingering-time T]\n"
+                    "                 [--lingering-timeout T]\n"
                     "       gyre-http --version\n");
     return 2;
+}
+
+/* BYTES with an optional k, m or g (powers of 1024). Returns 0 or -1. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    int shift = 0;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30;
+    if (shift)
+        end++;
+    if (errno != 0 || *end != '\0' || v > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* A duration: seconds, with a fraction or an "ms" suffix ("5", "0.2",
+ * "200ms"). Returns 0 or -1. */
+static int parse_duration(const char *s, uint64_t *ns)
+{
+    char *end;
+    double v;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    v = strtod(s, &end);
+    if (strcmp(end, "ms") == 0)
+        v /= 1000;
+    else if (strcmp(end, "s") != 0 && *end != '\0')
+        return -1;
+    if (!(v >= 0 && v < 1e6))
+        return -1;
+    *ns = (uint64_t)(v * 1e9);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -962,6 +1308,15 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--no-openat2") == 0) {
             /* The fallback path resolution, for testing it where openat2 works. */
             use_openat2 = 0;
+        } else if (strcmp(argv[i], "--max-body") == 0 && i + 1 < argc) {
+            if (parse_size(argv[++i], &max_body) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--lingering-time") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &linger_time_ns) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--lingering-timeout") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &linger_timeout_ns) != 0)
+                return usage();
         } else {
             return usage();
         }
