@@ -209,3 +209,6 @@ TEST_ENTRY(seccomp_uring_enter_blocked, "seccomp")
 #if __has_include("test-list-api.h")
 #include "test-list-api.h"
 #endif
+#if __has_include("test-list-echo.h")
+#include "test-list-echo.h"
+#endif
