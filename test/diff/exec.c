@@ -605,10 +605,18 @@ static int make_res(void)
         if (rc < 0)
             return -errno;
     }
-    /* An fd number that is not open, below FD_SETSIZE for select. */
+    /* An fd number that is not open and that no fd made later in the run
+     * can take (the kernel hands out the lowest free number): 1000, below
+     * FD_SETSIZE for select, unless fds left behind by a hung run reach
+     * near it. */
     S.badfd = 1000;
-    while (S.badfd > 3 && fcntl(S.badfd, F_GETFD) >= 0)
-        S.badfd--;
+    for (int fd = 4096; fd > 0; fd--) {
+        if (fcntl(fd, F_GETFD) >= 0) {
+            if (fd + 100 > S.badfd)
+                S.badfd = fd + 100;
+            break;
+        }
+    }
     return 0;
 }
 
