@@ -1041,9 +1041,12 @@ static void gen_big(struct gen *g, uint32_t pairs)
     submit_wait(g, (int32_t)g->p->nop - 1);
     gen_write(g, data, 1, 256, 1);
     act_nop_pair(g);
-    act_file(g);
+    for (int i = g->p->flags & DP_FILES ? 24 : 1; i > 0; i--)
+        act_file(g);
     end_round(g);
     new_round(g);
+    for (int i = g->p->flags & DP_FILES ? 24 : 0; i > 0; i--)
+        act_file(g);
     {
         uint32_t len = g->res[data].side[1].avail;
         int32_t op = add_op(g, DOP_READ, data, 1, len);
@@ -1071,8 +1074,10 @@ int diff_gen(struct diff_prog *p, struct diff_src *src, const struct diff_gen_op
     g.o = o != NULL ? o : &defaults;
     g.listener = -1;
     flags = g.o->flags;
-    if (flags == 0 && R(&g, 10) == 0)
-        flags = DP_BIG;
+    /* One program in ten has thousands of ops in flight, in the file
+     * profile too (with file ops among them). */
+    if ((flags == 0 || flags == DP_FILES) && R(&g, 10) == 0)
+        flags |= DP_BIG;
     p->flags = flags;
     {
         static const uint32_t rings[] = {0, 8, 16, 64};
@@ -1080,7 +1085,7 @@ int diff_gen(struct diff_prog *p, struct diff_src *src, const struct diff_gen_op
         p->ring_entries = flags & DP_BIG ? 8 : rings[R(&g, 4)];
     }
     if (flags & DP_BIG) {
-        p->nres = BIG_PAIRS + 1;
+        p->nres = BIG_PAIRS + 2;
     } else {
         npair = 2 + R(&g, 5);
         npipe = 1 + R(&g, 2);
@@ -1095,8 +1100,10 @@ int diff_gen(struct diff_prog *p, struct diff_src *src, const struct diff_gen_op
         return -ENOMEM;
     }
     if (flags & DP_BIG) {
-        for (uint32_t r = 0; r < p->nres; r++)
-            p->res[r] = r == p->nres - 1 ? DRES_FILE : DRES_PAIR;
+        for (uint32_t r = 0; r < BIG_PAIRS; r++)
+            p->res[r] = DRES_PAIR;
+        p->res[BIG_PAIRS] = DRES_FILE;
+        p->res[BIG_PAIRS + 1] = DRES_DFILE;
     } else {
         uint32_t i = 0;
 
@@ -1125,7 +1132,7 @@ int diff_gen(struct diff_prog *p, struct diff_src *src, const struct diff_gen_op
         }
     }
     if (flags & DP_BIG) {
-        gen_big(&g, p->nres - 1);
+        gen_big(&g, BIG_PAIRS);
     } else {
         nrounds = 2 + R(&g, 9);
         for (uint32_t k = 0; k < nrounds && !g.oom; k++) {
