@@ -113,6 +113,7 @@ struct gside {
 struct gres {
     uint8_t kind;
     int closed[2];
+    int closed_round[2];
     int end_used[2]; /* round of the last op on the end */
     struct gside side[2];
     uint64_t fsize, committed; /* files */
@@ -819,6 +820,7 @@ static void close_end(struct gen *g, int32_t r, int e)
         return;
     submit_wait(g, op);
     x->closed[e] = 1;
+    x->closed_round[e] = g->round;
     for (uint32_t i = 0; i < g->npend;) {
         struct pend *pe = &g->pend[i];
 
@@ -873,7 +875,11 @@ static void act_epipe(struct gen *g)
     if (r < 0)
         return;
     x = &g->res[r];
-    if (x->kind == DRES_TCP || !x->closed[reader_end(s)] || x->closed[writer_end(x->kind, s)])
+    /* Only once the close has completed, in a round before: ops on two fds
+     * are not ordered against each other (a write to a pipe is tried at
+     * once, a close may wait for the next kernel entry). */
+    if (x->kind == DRES_TCP || !x->closed[reader_end(s)] ||
+        x->closed_round[reader_end(s)] == g->round || x->closed[writer_end(x->kind, s)])
         return;
     submit_wait(g, add_op(g, write_code(g, x->kind), r, writer_end(x->kind, s), 1 + R(g, 256)));
 }
