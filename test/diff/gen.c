@@ -317,6 +317,15 @@ static int read_code(struct gen *g, int kind)
     return c == 0 ? DOP_READ : (c == 1 ? DOP_RECV : DOP_READV);
 }
 
+/* A deadline that never fires (the op ends long before): the op's result
+ * must be its own, and the deadline's timer or linked timeout must go away
+ * with it. */
+static void long_deadline(struct gen *g, int32_t op)
+{
+    if (R(g, 4) == 0)
+        g->p->ops[op].deadline_ns = LONG_NS;
+}
+
 /* A write of up to max bytes into side s; returns the op or -1. */
 static int32_t gen_write(struct gen *g, int32_t r, int s, uint32_t max, int submit)
 {
@@ -332,6 +341,7 @@ static int32_t gen_write(struct gen *g, int32_t r, int s, uint32_t max, int subm
     op = add_op(g, write_code(g, x->kind), r, writer_end(x->kind, s), len);
     if (op < 0)
         return -1;
+    long_deadline(g, op);
     d->written += len;
     d->avail += len;
     d->wrote = g->round;
@@ -386,6 +396,7 @@ static void act_read(struct gen *g)
         op = add_op(g, read_code(g, x->kind), r, reader_end(s), len);
         if (op < 0)
             return;
+        long_deadline(g, op);
         d->avail -= got;
         /* Nothing may be written to it later in this round: the read must
          * find exactly what is there. */
@@ -409,6 +420,7 @@ static void act_read(struct gen *g)
         if (op < 0)
             return;
         g->p->ops[op].flags |= DF_COUNT_VARIES;
+        long_deadline(g, op);
         d->avail -= len;
         d->known = 0;
         d->mixed = g->round;
