@@ -217,10 +217,10 @@ static void assert_no_drop(gyre_loop *loop)
     ASSERT_EQ(st.cqe_dropped, 0);
 }
 
-/* A ring of 8 entries (on io_uring, a CQ of 32): sixty-four CQs' worth of
- * reads on idle sockets wait (eight on select), and a ready read, a timer, a nop, data for
- * half of them at once and then the closes of all the idle fds still
- * complete, each op exactly once, and no completion is dropped. */
+/* A ring of 8 entries (on io_uring, a CQ of 32): 64 CQs' worth of reads on
+ * idle sockets wait (8 on select), and a ready read, a timer, a nop, data
+ * for half of them at once and the closes of every fd still complete, each
+ * op exactly once, and no completion is dropped. */
 void test_op_inflight_tiny_ring(void)
 {
     gyre_loop_opts opts = {0};
@@ -266,9 +266,8 @@ void test_op_inflight_tiny_ring(void)
     for (size_t i = 0; i < f.pairs; i++)
         ASSERT_EQ(f.idle[i].calls, 0);
 
-    /* Data for half of them at once: four CQs' worth of completions in one
-     * burst, through the kernel's overflow list (and on 6.13+ a CQ that
-     * grows). Each takes its own byte. */
+    /* Data for half of them at once: 32 CQs' worth of completions (4 on
+     * select) in one burst. Each takes its own byte. */
     half = f.pairs / 2;
     start = counted;
     for (size_t i = 0; i < half; i++) {
