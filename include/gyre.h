@@ -129,9 +129,12 @@ typedef struct gyre_loop_opts {
     /* A thread pool shared with other loops, or NULL: the loop makes its own
      * the first time it needs one. A shared pool must outlive the loop. */
     gyre_pool *pool;
-    uint32_t ring_entries; /* io_uring submission queue size; 0 = 256 */
-    uint32_t reserved32;   /* must be 0 */
-    uint64_t reserved[3];  /* must be 0: room for later options */
+    /* io_uring submission queue size; 0 = 256. The completion queue is four
+     * times this when set; when 0, it is sized for the fd limit (at most
+     * 65,536). Either way it never limits how many ops are in flight. */
+    uint32_t ring_entries;
+    uint32_t reserved32;  /* must be 0 */
+    uint64_t reserved[3]; /* must be 0: room for later options */
 } gyre_loop_opts;
 
 typedef enum gyre_run_mode {
@@ -166,8 +169,11 @@ GYRE_API int gyre_loop_free(gyre_loop *loop);
  * running (from one of its callbacks, or from another thread). On io_uring
  * with SINGLE_ISSUER (Linux 6.0+) the first thread that runs the loop becomes
  * its only runner: a loop may be made on one thread and run on another, but
- * once run it is -EBUSY from any other thread.
- * Errors: -EINVAL, -EBUSY, -ENOMEM. */
+ * once run it is -EBUSY from any other thread. -EBADR: the kernel dropped a
+ * completion (io_uring, out of memory for its CQ overflow list), so some op
+ * will never complete; gyre_stats.cqe_dropped counts them. The loop is still
+ * usable, but the program should treat this as fatal.
+ * Errors: -EINVAL, -EBUSY, -ENOMEM, -EBADR. */
 GYRE_API int gyre_loop_run(gyre_loop *loop, gyre_run_mode mode);
 
 /* Makes gyre_loop_run() return after the current iteration.
@@ -229,7 +235,11 @@ typedef struct gyre_stats {
      * again (io_uring's io-wq cancels work it cannot find a thread for;
      * after two such answers the op goes to the pool or readiness). */
     uint64_t ops_redone;
-    uint64_t reserved[3];
+    /* Completions the kernel dropped (io_uring: no memory to keep a CQ
+     * overflow). Each one is an op that will never complete: gyre_loop_run
+     * returns -EBADR when it sees one. 0 on other backends. */
+    uint64_t cqe_dropped;
+    uint64_t reserved[2];
 } gyre_stats;
 
 /* Copies the loop's counters into *out. Returns 0 or -EINVAL.
@@ -787,7 +797,8 @@ typedef struct gyre_info {
     uint32_t sq_entries, cq_entries;
     uint32_t reserved32;
     uint64_t kernel_enters; /* io_uring_enter calls so far */
-    uint64_t reserved[3];
+    uint64_t cqe_dropped;   /* as gyre_stats.cqe_dropped */
+    uint64_t reserved[2];
 } gyre_info;
 
 /* Fills *out. Returns 0 or -EINVAL.

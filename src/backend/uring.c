@@ -16,8 +16,9 @@
  *   FEAT_FAST_POLL                                   5.7
  *   FEAT_POLL_32BITS (EPOLLRDHUP in poll masks)      5.9
  *   SETUP_R_DISABLED, REGISTER_ENABLE_RINGS          5.10
- *   FEAT_EXT_ARG (timeout in io_uring_enter), SHUTDOWN  5.11 (required)
+ *   FEAT_EXT_ARG (timeout in io_uring_enter), SHUTDOWN  5.11
  *   RENAMEAT, UNLINKAT                               5.11
+ *   FEAT_RSRC_TAGS (stands for 5.13: the floor)      5.13 (required)
  *   POLL_ADD_MULTI (GYRE_EDGE), POLL_UPDATE          5.13
  *   REGISTER_IOWQ_MAX_WORKERS, MKDIRAT               5.15
  *   TIMEOUT_ETIME_SUCCESS (an expired linked TIMEOUT 5.16
@@ -29,13 +30,28 @@
  *   SETUP_SINGLE_ISSUER, RECV_MULTISHOT              6.0
  *   SETUP_DEFER_TASKRUN                              6.1
  *   FTRUNCATE (kept only by the "full" profile)      6.9
+ *   REGISTER_RESIZE_RINGS (with DEFER_TASKRUN; "full")  6.13
  *
  * Features the opcode probe cannot see are inferred from it: IORING_OP_SOCKET
  * (5.19) stands for the 5.19 row, IORING_OP_SEND_ZC (6.0) for the 6.0 row;
  * setup flags are tried on a throwaway ring. GYRE_URING_PROFILE=5.15|6.1|full
  * (read once with secure_getenv) masks all this down to that kernel, so every
  * fallback runs on a new kernel; an unknown value means "full". 5.15 drops
- * the 5.16, 5.18, 5.19, 6.0, 6.1 and 6.9 rows; 6.1 drops the 6.9 row.
+ * the 5.16, 5.18, 5.19, 6.0, 6.1, 6.9 and 6.13 rows; 6.1 drops the 6.9 and 6.13
+ * rows.
+ *
+ * The floor is 5.13 rather than 5.11 (where FEAT_EXT_ARG came) because on
+ * 5.11 and 5.12 an enter that submits fails -EBUSY while the kernel's CQ
+ * overflow backlog cannot be flushed; gyre lets the CQ overflow (below).
+ *
+ * The CQ never limits how many ops are in flight. It is sized for the fd
+ * limit (ring_entries unset) and may overflow: the kernel keeps overflowed
+ * CQEs (FEAT_NODROP) and flushes them on an enter with GETEVENTS, which
+ * wait() makes, without blocking, whenever IORING_SQ_CQ_OVERFLOW is set. On
+ * 6.13+ (DEFER_TASKRUN rings) an overflow also grows the CQ, up to 65,536.
+ * Each overflowed CQE is an atomic, memcg-charged allocation; when it fails
+ * the CQE is dropped (the ring's overflow counter; -EBADR from enter, 5.19+)
+ * and an op will never complete: wait() returns -EBADR and counts it.
  *
  * user_data: ops are 8-aligned, so the low 3 bits tag what a CQE is about
  * (TAG_*). A poll arm carries no pointer but (fd, arm sequence): an event is
@@ -50,12 +66,18 @@
  *    never touched again.
  *  - SQEs are written only in wait(), just before the io_uring_enter: whole
  *    link chains at once (the kernel links only within one submission), in
- *    submission order, while the SQ has room and the CQEs owed by one-shot
- *    requests stay within the CQ size.
+ *    submission order, while the SQ has room. Cancels take at most half the
+ *    SQ per flush, so ops, closes and poll arms always get in.
  *  - An op linked behind another in the kernel is ST_LWAIT until that one's
  *    CQE comes (the two point at each other, BE_PRED and BE_SUCC): the kernel
- *    has not issued it, so a cancel of it waits until then. A cancel that
- *    says -ENOENT while the op is still owed is sent again (reap_op()).
+ *    has not issued it, so a cancel of it waits until then.
+ *  - A cancel is never written once the op's final CQE has been reaped:
+ *    ST_FINAL stays set after the op is reported, until it is submitted
+ *    again, so a cancel from an earlier callback of the batch that holds
+ *    the op's event (after which the op may be freed) does nothing. A
+ *    cancel that says -ENOENT or -EALREADY while the op is still owed waits
+ *    on the retry FIFO and is sent again after a wait that blocked (see
+ *    reap_op()).
  *  - Per fd: at most one poll arm in the kernel (kseq) and one pending
  *    removal (rmseq); kseq != 0 implies rmseq == 0.
  *  - A CLOSE completes after the ops on its fd that went into the ring before
@@ -81,6 +103,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -109,7 +132,9 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 #define FD_LIMIT (1u << 29) /* fds that fit in a poll arm's user_data */
 
 #define DEFAULT_ENTRIES 256u
-#define MAX_ENTRIES 32768u /* IORING_MAX_ENTRIES */
+#define MAX_ENTRIES 32768u      /* IORING_MAX_ENTRIES */
+#define MAX_CQ_ENTRIES 65536u   /* IORING_MAX_CQ_ENTRIES */
+#define CANCEL_RETRY_NS 1000000 /* the longest wait while a cancel waits to be re-sent */
 #define IOWQ_WORKERS 4u
 
 /* --- per-op state, in op->gyre__priv.be[] (the core never touches it) --- */
@@ -137,6 +162,7 @@ _Static_assert(_Alignof(gyre_op) >= 8, "op pointers need 3 free low bits for tag
 #define ST_CLOSEFD 0x1000u /* a CLOSE preceded by a cancel of everything on its fd */
 #define ST_LWAIT 0x2000u   /* linked behind an op whose CQE has not come yet */
 #define ST_FDCOUNT 0x4000u /* counted in its fd's nops */
+#define ST_RETRYQ 0x8000u  /* with ST_CANCELQ: on the retry FIFO, not the cancel FIFO */
 
 #define OPST(op) ((op)->gyre__priv.be[BE_ST])
 
@@ -174,11 +200,17 @@ struct ur {
     uint32_t setup_flags, features;
     uint32_t sq_entries, cq_entries;
     int disabled;        /* created R_DISABLED, not yet enabled */
-    uint32_t cq_owed;    /* CQEs that one-shot SQEs in the kernel still owe */
     uint32_t wait_gen;   /* counts gyre_uring_wait calls (fdent.held) */
     uint64_t enters;     /* io_uring_enter calls */
     struct opq park;     /* submitted, not yet in the ring */
     struct opq cancels;  /* in the kernel, cancel SQE not yet written */
+    struct opq retry;    /* in the kernel, a cancel missed it: sent again after a blocking wait */
+    int blocked;         /* the last wait could block and carried no re-sent cancel */
+    int grow;            /* the CQ overflowed: grow it at the next wait (6.13+) */
+    int err;             /* the next wait's error: -EBADR (once), or the ring is gone */
+    uint32_t sq_align;   /* the SQ array's alignment in the rings (grow_cq()); 0 = no resize */
+    uint32_t koverflow;  /* the ring's dropped-CQE counter, as last seen */
+    uint64_t dropped;    /* CQEs the kernel dropped */
     struct opq done;     /* completed here, to report */
     uint32_t open_chain; /* SQEs of the unterminated chain at park's tail */
     struct fdent *fds;
@@ -209,16 +241,18 @@ struct probe {
     /* setup flags this kernel accepts (profile applied) */
     uint32_t submit_all, coop, single_issuer, defer;
     /* the rest (profile applied) */
-    int poll_multi, accept_multi, recv_multi, pbuf_ring, cancel_fd, iowq_max;
+    int poll_multi, accept_multi, recv_multi, pbuf_ring, cancel_fd, iowq_max, resize;
     int etime_success; /* IORING_TIMEOUT_ETIME_SUCCESS */
     /* IORING_OP_FTRUNCATE lies past this liburing's IORING_OP_LAST. */
     int ftruncate;
     unsigned char ops[IORING_OP_LAST];
 };
 
-/* IORING_OP_FTRUNCATE (6.9) is newer than the liburing (2.3) gyre builds
- * with; its number is fixed by the kernel ABI. */
+/* IORING_OP_FTRUNCATE (6.9) and IORING_REGISTER_RESIZE_RINGS (6.13) are
+ * newer than the liburing (2.3) gyre builds with; their numbers are fixed by
+ * the kernel ABI. */
 #define GYRE__IORING_OP_FTRUNCATE 55
+#define GYRE__IORING_REGISTER_RESIZE_RINGS 33
 
 static struct probe probed;
 /* The last transient probe failure (-errno), for init() to report. */
@@ -264,6 +298,28 @@ static int setup_accepts(uint32_t flags)
         return 0;
     close(fd);
     return 1;
+}
+
+/* 1 if IORING_REGISTER_RESIZE_RINGS (6.13) grows the CQ of a DEFER_TASKRUN
+ * ring (the only kind it resizes): tried on a throwaway ring, which the
+ * probing thread owns. Older kernels say -EINVAL for the unknown opcode. */
+static int resize_works(void)
+{
+    struct io_uring_params p;
+    int fd, r;
+
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    fd = io_uring_setup(2, &p);
+    if (fd < 0)
+        return 0;
+    memset(&p, 0, sizeof p);
+    p.sq_entries = 2;
+    p.cq_entries = 16;
+    p.flags = IORING_SETUP_CQSIZE;
+    r = io_uring_register((unsigned)fd, GYRE__IORING_REGISTER_RESIZE_RINGS, &p, 1);
+    close(fd);
+    return r == 0;
 }
 
 static int opcode_ok(const struct io_uring_probe *p, int op)
@@ -364,12 +420,13 @@ static int probe_run(void)
     gyre__free(p);
 
     {
+        /* FEAT_RSRC_TAGS (5.13) stands for the floor: see the header. */
         const uint32_t need = IORING_FEAT_NODROP | IORING_FEAT_SUBMIT_STABLE |
-                              IORING_FEAT_RW_CUR_POS | IORING_FEAT_EXT_ARG;
+                              IORING_FEAT_RW_CUR_POS | IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
 
         if ((probed.features & need) != need) {
             probed.err = -ENOSYS;
-            probed.reason = "io_uring: kernel older than 5.11 (no IORING_FEAT_EXT_ARG)";
+            probed.reason = "io_uring: kernel older than 5.13 (no IORING_FEAT_RSRC_TAGS)";
             return 0;
         }
     }
@@ -385,6 +442,7 @@ static int probe_run(void)
                                               IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED)
             ? IORING_SETUP_DEFER_TASKRUN
             : 0;
+    probed.resize = probed.defer && resize_works();
     /* IORING_OP_MKDIRAT (5.15) stands for POLL_ADD_MULTI (5.13) and
      * REGISTER_IOWQ_MAX_WORKERS (5.15). */
     probed.poll_multi = probed.ops[IORING_OP_MKDIRAT];
@@ -399,7 +457,7 @@ static int probe_run(void)
         probed.etime_success = 0;
     }
     if (prof != PROF_FULL)
-        probed.ftruncate = 0; /* 6.9: newer than both profiles */
+        probed.ftruncate = probed.resize = 0; /* 6.9, 6.13: newer than both profiles */
     probed.reason = "";
     return 1;
 }
@@ -546,6 +604,35 @@ static void gyre_uring_fini(void *state)
     gyre__free(u);
 }
 
+/* Where the kernel puts the SQ array: after the CQEs, aligned to a cache
+ * line (rings_size() in io_uring/io_uring.c). A resize does not report it
+ * (6.18 says 0), so init() learns the alignment from what setup reported,
+ * and grow_cq() computes the new offset with it. */
+static uint32_t sq_array_off(uint32_t cqes_off, uint32_t cq_entries, uint32_t align)
+{
+    uint32_t end = cqes_off + cq_entries * (uint32_t)sizeof(struct io_uring_cqe);
+
+    return (end + align - 1) & ~(align - 1);
+}
+
+/* The CQ size: four times the SQ when the program chose the ring size;
+ * otherwise as many CQEs as the program can have fds (each may carry an op
+ * in flight), within [4 * entries, MAX_CQ_ENTRIES] (CLAMP caps it too). A
+ * smaller CQ than the ops in flight is correct, only slower: see the header. */
+static uint32_t cq_size(uint32_t asked, uint32_t entries)
+{
+    struct rlimit rl;
+    uint32_t cq = entries * 4;
+
+    if (asked == 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= MAX_CQ_ENTRIES)
+            cq = MAX_CQ_ENTRIES;
+        else if (rl.rlim_cur > cq)
+            cq = (uint32_t)rl.rlim_cur;
+    }
+    return cq;
+}
+
 static int gyre_uring_init(void **state, const gyre_loop_opts *opts, const char **reason)
 {
     struct io_uring_params p;
@@ -568,7 +655,7 @@ static int gyre_uring_init(void **state, const gyre_loop_opts *opts, const char 
     if (u == NULL)
         return -ENOMEM;
     memset(&p, 0, sizeof p);
-    p.cq_entries = entries * 4;
+    p.cq_entries = cq_size(opts->ring_entries, entries);
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | probed.submit_all;
     if (opts->flags & GYRE_LOOP_SQPOLL) {
         /* DEFER_TASKRUN is refused with SQPOLL; the SQ thread is the one
@@ -610,6 +697,12 @@ static int gyre_uring_init(void **state, const gyre_loop_opts *opts, const char 
         /* The limit is also kept on the ring for threads that attach later
          * (5.15+). Failure only costs the cap, never correctness. */
         (void)io_uring_register_iowq_max_workers(&u->ring, workers);
+    }
+    if (probed.resize && (p.flags & IORING_SETUP_DEFER_TASKRUN)) {
+        for (uint32_t a = 64; a <= 256 && u->sq_align == 0; a *= 2) {
+            if (sq_array_off(p.cq_off.cqes, p.cq_entries, a) == p.sq_off.array)
+                u->sq_align = a;
+        }
     }
     u->setup_flags = p.flags;
     u->features = p.features;
@@ -724,7 +817,6 @@ static void flush_fds(struct ur *u)
                 break;
             io_uring_prep_poll_remove(sqe, poll_ud(fd, e->rmseq));
             io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-            u->cq_owed++;
             e->rmseq = 0;
         }
         if (e->need_arm && e->events != 0) {
@@ -1030,11 +1122,15 @@ static int gyre_uring_cancel(void *state, gyre_op *op)
     return 0;
 }
 
+/* Writes queued cancels, at most half the SQ per call: ops, closes and poll
+ * arms (the loop's wakeup among them) always find room behind them, however
+ * many cancels a burst of closes or resets queued. */
 static void flush_cancels(struct ur *u)
 {
+    uint32_t room = (u->sq_entries + 1) / 2;
     gyre_op *op;
 
-    while (u->cancels.head != NULL) {
+    while (u->cancels.head != NULL && room-- > 0) {
         struct io_uring_sqe *sqe = get_sqe(u);
 
         if (sqe == NULL)
@@ -1043,8 +1139,22 @@ static void flush_cancels(struct ur *u)
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | TAG_OP, 0);
         io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_CANCEL);
         OPST(op) = (OPST(op) & ~(uint64_t)ST_CANCELQ) + 1; /* one more CQE owed */
-        u->cq_owed++;
     }
+}
+
+/* Cancels that missed an op still owed go out again, once, after a wait in
+ * which the loop could sleep: see reap_op(). */
+static int requeue_retries(struct ur *u)
+{
+    gyre_op *op;
+    int n = 0;
+
+    while ((op = opq_pop(&u->retry)) != NULL) {
+        OPST(op) &= ~(uint64_t)ST_RETRYQ;
+        opq_push(&u->cancels, op);
+        n++;
+    }
+    return n;
 }
 
 /* Completes op here, without the kernel, at the next report. */
@@ -1243,13 +1353,11 @@ static struct io_uring_sqe *emit_op(struct ur *u, gyre_op *op, int link_out)
     if (link_out)
         sqe->flags |= IOSQE_IO_LINK;
     OPST(op) = (OPST(op) & ~(uint64_t)(ST_PARKED | ST_PENDING)) | pending;
-    if (!is_multishot(op->gyre__priv.opcode))
-        u->cq_owed += op_sqes(op);
     return sqe;
 }
 
 /* Moves whole chains from the park FIFO into the SQ, in order, while the SQ
- * has room and one-shot CQEs stay within the CQ. */
+ * has room. How many CQEs they will bring does not matter: see the header. */
 static void flush_ops(struct ur *u)
 {
     while (u->park.head != NULL) {
@@ -1269,8 +1377,6 @@ static void flush_ops(struct ur *u)
         }
         if (sqes > io_uring_sq_space_left(&u->ring))
             return;
-        if (u->cq_owed > 0 && u->cq_owed + sqes > u->cq_entries)
-            return;
         if (n == 1 && close_must_wait(u, op)) {
             /* Only the cancel now (on kernels that cancel by fd; older
              * ones had the core cancel them one by one), and the close
@@ -1283,7 +1389,6 @@ static void flush_ops(struct ur *u)
 
                 io_uring_prep_cancel_fd(sqe, op->gyre__priv.fd, IORING_ASYNC_CANCEL_ALL);
                 io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-                u->cq_owed++;
             }
             continue;
         }
@@ -1350,8 +1455,8 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
         if (st & ST_CANCELQ) {
             /* Over before its cancel was written: the cancel must never be,
              * or it could hit the op's next life at the same address. */
-            opq_remove(&u->cancels, op);
-            st &= ~(uint64_t)ST_CANCELQ;
+            opq_remove((st & ST_RETRYQ) ? &u->retry : &u->cancels, op);
+            st &= ~(uint64_t)(ST_CANCELQ | ST_RETRYQ);
         }
         if (st & ST_LWAIT) {
             /* Ended before the op it was linked behind said so (a broken
@@ -1365,7 +1470,7 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
     if ((st & ST_PENDING) == 0)
         return 0; /* cannot happen: every CQE naming an op was counted */
     st--;         /* one CQE fewer owed */
-    if (tag == TAG_CANCEL && cqe->res == -ENOENT &&
+    if (tag == TAG_CANCEL && (cqe->res == -ENOENT || cqe->res == -EALREADY) &&
         (st & (ST_LWAIT | ST_FINAL | ST_CANCELQ)) == 0) {
         /* The cancel missed an op that is still owed: the kernel had it in
          * task work, on none of the lists ASYNC_CANCEL searches. An op that
@@ -1374,12 +1479,17 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
          * shut down) but has no room bounces between its poll and task work
          * dozens of times before io-wq takes it (seen on 6.18 with
          * DEFER_TASKRUN, where an enter submits first and runs task work
-         * when it waits). Ask again: every enter runs task work, so a later
-         * try finds the op (or its CQE comes first). An op that is
-         * unfindable for long (a buffered read waiting for a page) costs one
-         * enter per iteration until it ends. */
-        st |= ST_CANCELQ;
-        opq_push(&u->cancels, op);
+         * when it waits). -EALREADY: found running in io-wq, and maybe not
+         * interrupted. Ask again: every enter runs task work, so a later
+         * try finds the op (or its CQE comes first). Not at once, though:
+         * an op unfindable for long (a buffered read waiting for a page)
+         * would have its cancel bounce every iteration, at 100% CPU. The
+         * retry FIFO goes out after a wait in which the loop could sleep
+         * (which it then does for at most CANCEL_RETRY_NS); no fixed cap on
+         * retries, as an op re-armed after the last one could never be
+         * cancelled. */
+        st |= ST_CANCELQ | ST_RETRYQ;
+        opq_push(&u->retry, op);
     }
     OPST(op) = st;
     if ((st & ST_PENDING) != 0 || !(st & ST_FINAL))
@@ -1419,7 +1529,10 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
         fd_uncount(u, op);
     else if (is_closer(u, op))
         u->fds[op->gyre__priv.fd].closer = NULL;
-    OPST(op) = 0;
+    /* Reported, but its callback has not run: a cancel from an earlier
+     * callback of this batch must see it is over (gyre_uring_cancel()), as
+     * the op may be freed right after. Cleared by the next submit. */
+    OPST(op) = ST_FINAL;
     ev->cookie = (uint64_t)(uintptr_t)op;
     ev->events = flags;
     ev->kind = GYRE__EV_OP;
@@ -1427,23 +1540,6 @@ static int reap_op(struct ur *u, const struct io_uring_cqe *cqe, gyre__event *ev
     ev->buf_id = buf_id;
     ev->pad = 0;
     return 1;
-}
-
-/* 1 if cqe is one that cq_owed counted: the CQEs of one-shot requests.
- * Poll arms and multishot ops are long-lived (a server may hold thousands),
- * so they are not held to the CQ budget; their bursts can overflow the CQ,
- * which FEAT_NODROP keeps and the next enter flushes. */
-static int owed_cqe(const struct io_uring_cqe *cqe)
-{
-    unsigned tag = (unsigned)(cqe->user_data & TAG_MASK);
-    const gyre_op *op;
-
-    if (tag == TAG_POLL)
-        return 0;
-    if (tag != TAG_OP)
-        return 1;
-    op = (const gyre_op *)(uintptr_t)(cqe->user_data & ~(uint64_t)TAG_MASK);
-    return !is_multishot(op->gyre__priv.opcode);
 }
 
 /* Reaps up to max - n CQEs into out[n..]; returns the new n. */
@@ -1458,8 +1554,6 @@ static int reap(struct ur *u, gyre__event *out, int n, int max)
         const struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
         unsigned tag = (unsigned)(cqe->user_data & TAG_MASK);
 
-        if (owed_cqe(cqe) && u->cq_owed > 0)
-            u->cq_owed--;
         if (tag == TAG_POLL)
             n += reap_poll(u, cqe, &out[n]);
         else if (tag != TAG_IGNORE)
@@ -1486,7 +1580,7 @@ static int drain_done(struct ur *u, gyre__event *out, int n, int max)
         ev->res = (int32_t)(uint32_t)(OPST(op) >> 32);
         ev->buf_id = 0;
         ev->pad = 0;
-        OPST(op) = 0;
+        OPST(op) = ST_FINAL; /* as in reap_op() */
     }
     return n;
 }
@@ -1551,10 +1645,65 @@ static int enter(struct ur *u, unsigned to_submit, int64_t timeout_ns)
                            sizeof arg);
 }
 
+/* After a CQ overflow, on a ring that can be resized (6.13+, DEFER_TASKRUN):
+ * a CQ four times as large, up to MAX_CQ_ENTRIES. Called at the top of
+ * wait(), when every SQE written is published: the kernel copies what it
+ * has not consumed, and the CQEs not yet reaped, into the new rings, which
+ * it maps at the old offsets. A failed resize costs only speed (the
+ * overflow list keeps every CQE); failing to map the new rings after the
+ * kernel switched to them leaves nothing to run on, so every later wait()
+ * fails with that error. */
+static void grow_cq(struct ur *u)
+{
+    struct io_uring_params p;
+    struct io_uring fresh;
+    struct io_uring_sq *sq = &u->ring.sq;
+    struct io_uring_cq *cq = &u->ring.cq;
+    unsigned sqe_head = sq->sqe_head, sqe_tail = sq->sqe_tail;
+    int r;
+
+    u->grow = 0;
+    if (u->cq_entries >= MAX_CQ_ENTRIES || u->sq_align == 0)
+        return;
+    memset(&p, 0, sizeof p);
+    p.sq_entries = u->sq_entries;
+    p.cq_entries = u->cq_entries >= MAX_CQ_ENTRIES / 4 ? MAX_CQ_ENTRIES : u->cq_entries * 4;
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    r = io_uring_register((unsigned)u->ring.ring_fd, GYRE__IORING_REGISTER_RESIZE_RINGS, &p, 1);
+    if (r < 0) {
+        u->cq_entries = MAX_CQ_ENTRIES; /* do not try again */
+        return;
+    }
+    /* The kernel filled in the new offsets but the SQ array's; what
+     * liburing's mmap reads from the rest must describe this ring. */
+    if (p.sq_off.array == 0)
+        p.sq_off.array = sq_array_off(p.cq_off.cqes, p.cq_entries, u->sq_align);
+    p.features = u->features;
+    r = io_uring_queue_mmap(u->ring.ring_fd, &p, &fresh);
+    if (r < 0) {
+        u->err = r;
+        return;
+    }
+    munmap(sq->sqes, (size_t)u->sq_entries * sizeof(struct io_uring_sqe));
+    if (cq->ring_ptr != NULL && cq->ring_ptr != sq->ring_ptr)
+        munmap(cq->ring_ptr, cq->ring_sz);
+    munmap(sq->ring_ptr, sq->ring_sz);
+    u->ring.sq = fresh.sq;
+    u->ring.cq = fresh.cq;
+    u->ring.sq.sqe_head = sqe_head;
+    u->ring.sq.sqe_tail = sqe_tail;
+    /* The new SQ array starts zeroed; liburing maps slot i to SQE i. */
+    for (unsigned i = 0; i < p.sq_entries; i++)
+        u->ring.sq.array[i] = i;
+    (void)io_uring_ring_dontfork(&u->ring);
+    u->cq_entries = p.cq_entries;
+}
+
 static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, int max)
 {
     struct ur *u = state;
-    int n = 0, r;
+    int n = 0, r, badr = 0, resent = 0;
+    uint32_t ko;
 
     if (max <= 0)
         return 0;
@@ -1568,19 +1717,36 @@ static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, in
             return r == -EEXIST ? -EBUSY : r;
         u->disabled = 0;
     }
+    if (u->err != 0) {
+        /* A dropped CQE is said once; a ring that could not be mapped
+         * again is gone for good. */
+        r = u->err;
+        if (r == -EBADR)
+            u->err = 0;
+        return r;
+    }
+    if (u->grow)
+        grow_cq(u);
+    /* A wait the caller asked not to block counts as one that could: the
+     * program turns the loop itself. */
+    if (u->retry.head != NULL && (u->blocked || timeout_ns == 0))
+        resent = requeue_retries(u);
     flush_fds(u);
     flush_cancels(u);
     flush_ops(u);
     /* More to write than the SQ holds (say 1,000 watches started at once
-     * into a 256-entry SQ): submit what is there without waiting and write
-     * the rest, before ever blocking. A poll arm or cancel left out of the
-     * ring would be waited on forever. Ops held back by the CQ budget are
-     * different: completions will come and free room for them. */
-    for (int rounds = 0; rounds < 1024 && io_uring_sq_space_left(&u->ring) == 0 &&
-                         (u->ndirty > 0 || u->cancels.head != NULL || u->park.head != NULL);
+     * into a 256-entry SQ), or more cancels than the half of it they may
+     * take: submit what is there without waiting and write the rest, before
+     * ever blocking. A poll arm or cancel left out of the ring would be
+     * waited on forever. */
+    for (int rounds = 0;
+         rounds < 1024 && (io_uring_sq_space_left(&u->ring) == 0 || u->cancels.head != NULL) &&
+         (u->ndirty > 0 || u->cancels.head != NULL || u->park.head != NULL);
          rounds++) {
         r = enter(u, sq_publish(u), 0);
-        if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+        if (r == -EBADR)
+            badr = 1;
+        else if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
             break;
         n = reap(u, out, n, max);
         flush_fds(u);
@@ -1593,10 +1759,20 @@ static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, in
         unsigned kflags = IO_URING_READ_ONCE(*u->ring.sq.kflags);
         int64_t t = timeout_ns;
 
-        /* Something to report already: only submit, reap and run task work. */
+        /* Something to report already: only submit, reap and run task work.
+         * Overflowed CQEs, too, are flushed by an enter with GETEVENTS that
+         * does not block, before any wait that may. */
         if (n > 0 || u->done.head != NULL || io_uring_cq_ready(&u->ring) > 0 ||
             (kflags & IORING_SQ_CQ_OVERFLOW))
             t = 0;
+        if ((kflags & IORING_SQ_CQ_OVERFLOW) && u->sq_align != 0)
+            u->grow = 1;
+        /* A cancel waits to be sent again: sleep, but not for long, as the
+         * op it missed may be findable by then with nothing else to wake
+         * the loop (a close waiting for it, say). */
+        if (u->retry.head != NULL && (t < 0 || t > CANCEL_RETRY_NS))
+            t = CANCEL_RETRY_NS;
+        u->blocked = t != 0 && !resent;
         /* Nothing to submit, CQEs waiting and no kernel-side backlog: reaping
          * needs no kernel entry. */
         if (to_submit == 0 && t == 0 && io_uring_cq_ready(&u->ring) > 0 &&
@@ -1608,8 +1784,10 @@ static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, in
             break;
         if (r == -EEXIST)
             return n > 0 ? n : -EBUSY; /* SINGLE_ISSUER: not the loop's thread */
-        if (r == -EBADR)
-            break; /* CQEs were dropped (no NODROP memory): nothing to redo */
+        if (r == -EBADR) {
+            badr = 1; /* CQEs were dropped (5.19+): counted below */
+            break;
+        }
         if (tries >= 3) {
             /* Still transient: let the loop turn; nothing was lost. */
             if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
@@ -1632,7 +1810,19 @@ static int gyre_uring_wait(void *state, int64_t timeout_ns, gyre__event *out, in
         return n > 0 ? n : r;
     }
     n = drain_done(u, out, n, max);
-    return reap(u, out, n, max);
+    n = reap(u, out, n, max);
+    /* A CQE the kernel could not keep (no memory for the overflow list) is
+     * an op that will never complete: say so loudly, after the events
+     * already reaped have been reported. */
+    ko = IO_URING_READ_ONCE(*u->ring.cq.koverflow);
+    if (ko != u->koverflow || badr) {
+        u->dropped += ko != u->koverflow ? ko - u->koverflow : 1;
+        u->koverflow = ko;
+        if (n == 0)
+            return -EBADR;
+        u->err = -EBADR;
+    }
+    return n;
 }
 
 /* --- buffer rings --- */
@@ -1736,6 +1926,7 @@ static void gyre_uring_info(void *state, gyre_info *out)
     out->sq_entries = u->sq_entries;
     out->cq_entries = u->cq_entries;
     out->kernel_enters = u->enters;
+    out->cqe_dropped = u->dropped;
 }
 
 GYRE__BACKEND_DEFINE_NATIVE(gyre__backend_uring, "uring",

@@ -442,6 +442,7 @@ GYRE_API int gyre_loop_stats(const gyre_loop *loop, gyre_stats *out)
 
         loop->be->info(loop->be_state, &info);
         out->kernel_enters = info.kernel_enters;
+        out->cqe_dropped = info.cqe_dropped;
     }
     out->active_handles = loop->active;
     out->active_refs = loop->refs;
