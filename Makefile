@@ -52,7 +52,7 @@ FORMAT_FILES = $(shell find $(FORMAT_DIRS) -path '*/build*' -prune -o \
 	-type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 
 .PHONY: all build demo test clang sanitize tsan format format-check install bench clean \
-	deps help fuzz valgrind soak test-mutants reuse-lint
+	deps help fuzz valgrind soak test-mutants reuse-lint bench-instr
 
 all: build
 
@@ -71,6 +71,15 @@ bench:
 	@$(DEPS) plot
 	@$(MAKE) --no-print-directory build
 	scripts/bench-report.sh $(BUILD)
+
+# The cost guard: instructions per message under callgrind for gyre-echo, gyre's reactor, stream
+# and deadline echoes and the raw epoll/liburing peers (tools/bench/instr.c), fitted per message
+# and per wait; fails when a gyre figure is more than 5% over bench/instr-budget.txt. The peers
+# need nothing beyond the build group's liburing-dev; valgrind is its own group.
+bench-instr:
+	@$(DEPS) build valgrind
+	@$(MAKE) --no-print-directory build
+	$(BUILD)/bin/gyre-instr --budget bench/instr-budget.txt
 
 # Fault-injection seeds and a connection-churn soak; what and why in scripts/soak.sh.
 soak:
@@ -153,6 +162,7 @@ help:
 	@echo 'make demo         build, then run $(BUILD)/bin/gyre-bench --quick'
 	@echo 'make bench        build, then run the full gyre-bench'
 	@echo 'make test         gcc -Werror build + the whole CTest matrix'
+	@echo 'make bench-instr  build, then instructions per message under callgrind vs bench/instr-budget.txt'
 	@echo 'make soak         build, then 1,000 fault seeds and 1,000,000 connections (~12 min)'
 	@echo 'make test-mutants apply each seeded bug of test/mutants/ and show the tests catch it'
 	@echo 'make clang        clang -Werror build into $(BUILD_CLANG)/ (warning check)'

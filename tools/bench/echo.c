@@ -466,6 +466,12 @@ static double echo_count(echo_run *run, echo_server *s, const echo_config *cfg, 
             bench_fail_outside(out, BENCH_ERROR, "no count from the tool: %s", strerror(-rc));
     }
     unlink(path);
+    if (probe == SERVER_PROBE_INSTRUCTIONS) {
+        char log[sizeof path + 4];
+
+        snprintf(log, sizeof log, "%s.log", path);
+        unlink(log);
+    }
     free(r);
     if (!r)
         bench_fail(out, BENCH_ERROR, "out of memory");

@@ -112,7 +112,9 @@ const char *server_syscall_tool(void);
 /* 1 if valgrind runs here. */
 int server_have_callgrind(void);
 
-/* Starts argv under the probe's tool, writing its figures to out_path.
+/* Starts argv under the probe's tool, writing its figures to out_path
+ * (callgrind: its own messages to out_path + ".log", which the caller
+ * removes too).
  * *server gets the pid to signal and measure (the server itself), *tool the
  * pid to reap (the tool, or the server when the tool execs into it). */
 int server_spawn_probed(char *const argv[], server_probe probe, const char *out_path, pid_t *server,
