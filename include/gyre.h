@@ -735,6 +735,49 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb);
  * Errors: -EINVAL, -ENOENT, -EALREADY. */
 GYRE_API int gyre_cancel(gyre_loop *loop, gyre_op *op);
 
+/* Gives buffer id of pool back to pool when op completes, whatever its
+ * result (bytes, an error, -ECANCELED, -ETIME, a broken link), before op's
+ * callback runs: the callback must not touch the buffer, and need not call
+ * gyre_bufpool_put(). For a send, sendmsg, write or writev whose data lies
+ * in the buffer (a multishot recv's, echoed). Call after the
+ * gyre_op_<name>() and before gyre_submit(), which returns -EINVAL for
+ * another opcode, a pool of another loop, or an id not handed out; if
+ * gyre_submit() fails the buffer stays the caller's. At most one op in
+ * flight may name a buffer.
+ * Errors: none. */
+GYRE_API void gyre_op_set_bufpool_put(gyre_op *op, gyre_bufpool *pool, uint32_t id);
+
+/* Sends on a socket now, without an op and without waiting (libuv's
+ * uv_try_write): send(2) with MSG_DONTWAIT | MSG_NOSIGNAL added to flags, so
+ * a blocking socket does not block and a peer gone gives -EPIPE, never
+ * SIGPIPE. Returns the bytes the kernel took, maybe fewer than len (send the
+ * rest with an op), or -errno with nothing sent: -EAGAIN when the socket
+ * buffer is full, and also, without a syscall, while an op of gyre's holds
+ * fd's write side (a send, sendmsg, or write or writev at GYRE_OFF_CUR
+ * submitted and not yet complete; one still waiting behind a link has not
+ * started and does not), so bytes never overtake an op submitted before
+ * them: retry after its completion. -EBADF while a gyre_op_close() of fd is
+ * under way. EINTR is retried. Never runs a callback; callable from
+ * callbacks; loop thread only. The same results on every backend (a syscall
+ * on io_uring too). Under GYRE_FAULTS it meets the faults of the emulation's
+ * sends (EAGAIN, a short count, ECONNRESET).
+ * Errors: -EINVAL, -EBADF, -EAGAIN, -EPIPE, -ECONNRESET, -ENOTSOCK, -ENOTCONN, -EDESTADDRREQ,
+ * -EMSGSIZE, -ENOBUFS, -ENOMEM, -EOPNOTSUPP, -EACCES, -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH,
+ * -ENETUNREACH. */
+GYRE_API int64_t gyre_try_send(gyre_loop *loop, int fd, const void *buf, size_t len, int flags);
+/* gyre_try_send() (flags 0) for any stream fd: a socket is sent to as
+ * there; a pipe, FIFO, tty or character device is written with write(2),
+ * which needs O_NONBLOCK set on fd (-EINVAL if clear: only that keeps every
+ * kind from blocking the loop; a non-socket's kind and flags are asked at
+ * every try, fstat(2) and fcntl(2), since a program may change them), and a
+ * pipe whose reader is gone gives -EPIPE without SIGPIPE. A regular file or block device: -EINVAL
+ * (its writes never wait for readiness; use gyre_op_write()). The rest as gyre_try_send(): -EAGAIN
+ * while an op holds fd's write side, -EBADF while gyre closes it, a short count returned as is.
+ * Errors: -EINVAL, -EBADF, -EAGAIN, -EPIPE, -ECONNRESET, -ENOTCONN, -EDESTADDRREQ, -EMSGSIZE,
+ * -ENOBUFS, -ENOMEM, -EOPNOTSUPP, -EACCES, -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH,
+ * -ENETUNREACH, -EIO, -ENOSPC, -EPERM. */
+GYRE_API int64_t gyre_try_write(gyre_loop *loop, int fd, const void *buf, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Buffer pool (for multishot recv)                                          */
 /* ------------------------------------------------------------------------ */

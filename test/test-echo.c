@@ -449,7 +449,8 @@ static uint64_t push_until_stalled(int fd, const pattern *pat, uint64_t limit, u
  * served nobody. */
 #define STUCK_OTHERS 20
 
-void test_echo_stuck_reader(void)
+/* opt: one more gyre-echo option, or NULL. */
+static void stuck_reader(const char *opt)
 {
     static stream s[STUCK_OTHERS + 1];
     echo_proc e;
@@ -459,7 +460,7 @@ void test_echo_stuck_reader(void)
     int stuck, stuck2;
     size_t i;
 
-    echo_start(&e, 0, NULL);
+    echo_start(&e, 0, opt, NULL);
     stuck = client_connect(e.port);
     stuck2 = client_connect(e.port);
     pushed = push_until_stalled(stuck, pat, limit, &hash);
@@ -494,6 +495,45 @@ void test_echo_stuck_reader(void)
     ASSERT_GT(fewest, 0);
     ASSERT_LT(most, pool);
     free(pat);
+}
+
+void test_echo_stuck_reader(void)
+{
+    stuck_reader(NULL);
+}
+
+static int ping(int fd, const char *msg);
+
+/* gyre-echo --try-send: chunks sent by gyre_try_send(), the rest by send ops
+ * that give their buffers back themselves. Ping-pong (every message taken
+ * whole by a try), the stuck reader's scenario (tries refused behind ops in
+ * flight, FIFOs, pauses) and a half-close after a large upload (the rest
+ * of a partial try, then the queue, then a clean end) must all come back
+ * byte for byte, and the server must end with every buffer in its pool
+ * (gyre_bufpool_free() succeeds, or it exits 1). */
+void test_echo_try_send(void)
+{
+    echo_proc e;
+    pattern *pat = pattern_new(15);
+    stream s;
+    unsigned long long accepted, refused;
+    int fd;
+
+    echo_start(&e, 0, "--try-send", NULL);
+    fd = client_connect(e.port);
+    for (int i = 0; i < (int)test_scale(200); i++)
+        ASSERT_EQ(ping(fd, "ping through gyre_try_send"), 0);
+    close(fd);
+    stream_init(&s, client_connect(e.port), pat, test_scale(4u << 20), 6);
+    streams_run(&s, 1);
+    assert_clean_end(s.fd);
+    close(s.fd);
+    echo_stop(&e);
+    echo_counters(&e, "gyre-echo: accepted %llu connections, refused %llu", 2, &accepted, &refused);
+    ASSERT_EQ(accepted, 2);
+    ASSERT_EQ(refused, 0);
+    free(pat);
+    stuck_reader("--try-send");
 }
 
 /* Open descriptors of process pid. */

@@ -4,3 +4,4 @@
 TEST_ENTRY(echo_half_close, "echo")
 TEST_ENTRY(echo_stuck_reader, "echo")
 TEST_ENTRY(echo_emfile, "echo")
+TEST_ENTRY(echo_try_send, "echo")

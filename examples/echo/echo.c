@@ -2,7 +2,7 @@
  * gyre-bench's echo scenario measures against the peers in bench/peers/.
  *
  *   gyre-echo --port P [--backend auto|uring|epoll|poll|select]
- *             [--max-queued N] [--exit-after-clients N] [--version]
+ *             [--max-queued N] [--exit-after-clients N] [--try-send] [--version]
  *
  * Listens on 127.0.0.1:P (P = 0: a free port the kernel picks) and says so
  * on stdout, as "gyre-echo: listening on 127.0.0.1:P", before it runs; on a
@@ -40,6 +40,13 @@
  * still sent, then the socket is closed. Its receive side is empty by then,
  * so the close is a plain FIN, never a reset. An error, or shutting down,
  * drops what is queued and closes at once.
+ *
+ * --try-send: a chunk that arrives with no send in flight is sent at once
+ * with gyre_try_send(), no op at all when the kernel takes it whole (the
+ * ping-pong case); only what is left goes with a send op, moved whole
+ * (MSG_WAITALL) and carrying its buffer back to the pool itself
+ * (gyre_op_set_bufpool_put()). The default path is the op path gyre-bench
+ * measures; --try-send is a variant measured beside it.
  *
  * SIGTERM or SIGINT (a gyre_signal): stop accepting, cancel every recv and
  * send, close every connection, and return 0 once the loop has nothing left.
@@ -111,6 +118,9 @@ static uint32_t pool_low = ECHO_BUFS, most_waiting;
 static void shut_down(void);
 
 static void on_recv(gyre_op *op);
+/* The recv callback: on_recv, or on_recv_try with --try-send. */
+static gyre_op_cb recv_cb = on_recv;
+
 static void on_send(gyre_op *op);
 static void on_closed(gyre_op *op);
 
@@ -176,7 +186,7 @@ static void send_head(conn *c)
 static void arm_recv(conn *c)
 {
     gyre_op_recv_multishot(&c->recv, c->fd, pool);
-    c->recv_busy = gyre_submit(loop, &c->recv, on_recv) == 0;
+    c->recv_busy = gyre_submit(loop, &c->recv, recv_cb) == 0;
     if (!c->recv_busy)
         conn_end(c);
 }
@@ -282,6 +292,88 @@ static void on_recv(gyre_op *op)
     }
 }
 
+/* --try-send. */
+
+static void on_send_try(gyre_op *op);
+
+/* Sends c's FIFO from its head: each chunk by gyre_try_send() while the
+ * kernel takes it whole; the first it does not goes (from where the try
+ * left it) with a send op that gives the buffer back when it completes. */
+static void send_fifo_try(conn *c)
+{
+    for (;;) {
+        uint32_t id = c->head;
+        chunk *k = &chunks[id];
+        char *buf = gyre_bufpool_buf(pool, id);
+        int64_t n = gyre_try_send(loop, c->fd, buf + k->off, k->len - k->off, 0);
+
+        if (n == (int64_t)(k->len - k->off)) {
+            c->head = k->next;
+            gyre_bufpool_put(pool, id);
+            if (c->head == NONE)
+                return;
+            c->waiting--;
+            continue;
+        }
+        if (n < 0 && n != -EAGAIN) {
+            conn_end(c);
+            return;
+        }
+        if (n > 0)
+            k->off += (uint32_t)n;
+        gyre_op_send(&c->send, c->fd, buf + k->off, k->len - k->off, MSG_NOSIGNAL | MSG_WAITALL);
+        gyre_op_set_bufpool_put(&c->send, pool, id);
+        if (gyre_submit(loop, &c->send, on_send_try) == 0)
+            c->send_busy = 1;
+        else
+            conn_end(c); /* the buffer is still c's: the close puts it */
+        return;
+    }
+}
+
+static void on_send_try(gyre_op *op)
+{
+    conn *c = op->data;
+
+    c->send_busy = 0;
+    /* Whole or failed (MSG_WAITALL); either way its buffer is back. */
+    c->head = chunks[c->head].next;
+    if (op->result < 0) {
+        conn_end(c);
+        return;
+    }
+    if (c->head != NONE && c->end != END_ABORT) {
+        c->waiting--;
+        send_fifo_try(c);
+        if (c->paused && c->waiting <= resume_at)
+            conn_resume(c);
+    }
+    if (c->end)
+        conn_maybe_close(c);
+}
+
+static void on_recv_try(gyre_op *op)
+{
+    conn *c = op->data;
+    uint32_t id = op->buf_id;
+
+    /* Anything but a chunk for an idle connection (nothing queued or in
+     * flight) takes the op path's handling: it queues behind the send in
+     * flight, whose callback sends it on. */
+    if (op->result <= 0 || !(op->flags & GYRE_OP_BUFFER) || c->send_busy || c->head != NONE ||
+        c->end == END_ABORT) {
+        on_recv(op);
+        return;
+    }
+    if (!(op->flags & GYRE_OP_MORE))
+        c->recv_busy = 0;
+    chunks[id] = (chunk){.off = 0, .len = (uint32_t)op->result, .next = NONE};
+    c->head = c->tail = id;
+    send_fifo_try(c);
+    if (!c->recv_busy && !c->paused && c->end != END_ABORT)
+        arm_recv(c);
+}
+
 static void on_closed(gyre_op *op)
 {
     conn *c = op->data;
@@ -353,7 +445,7 @@ static void shut_down(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: gyre-echo --port P [--backend auto|uring|epoll|poll|select]\n"
-                    "                 [--max-queued N] [--exit-after-clients N]\n"
+                    "                 [--max-queued N] [--exit-after-clients N] [--try-send]\n"
                     "       gyre-echo --version\n");
     return 2;
 }
@@ -380,6 +472,8 @@ int main(int argc, char **argv)
                 return usage();
             max_queued = (uint32_t)queued;
             resume_at = max_queued / 2;
+        } else if (strcmp(argv[i], "--try-send") == 0) {
+            recv_cb = on_recv_try;
         } else if (strcmp(argv[i], "--exit-after-clients") == 0 && i + 1 < argc) {
             /* For measuring under valgrind, where a signal cannot interrupt
              * a thread blocked in io_uring_enter: the run ends by itself. */

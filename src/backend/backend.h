@@ -120,6 +120,11 @@ enum gyre__feature {
 #define GYRE__OPF_EMUL 0x200u    /* off the backend: it said -EAGAIN (or op.c's redo_off()) */
 #define GYRE__OPF_WHOLE 0x400u   /* a linked write: moves every byte or fails (MSG_WAITALL) */
 #define GYRE__OPF_TRUNC 0x800u   /* emulated MSG_WAITALL recv: the datagram was truncated */
+/* A close counted in its fd's `closing` (core). */
+#define GYRE__OPF_CLOSING 0x1000u
+/* gyre_op_set_bufpool_put(): at the final completion buffer arg2 goes back
+ * to the pool in addr3 (sends and writes only, which use neither field). */
+#define GYRE__OPF_BUFPUT 0x2000u
 /* In a chain the kernel links (it has a kernel predecessor or successor):
  * its -ECANCELED may be the chain's, which gyre cannot tell from io-wq's. */
 #define GYRE__OPF_KCHAIN 0x100000u

@@ -57,6 +57,10 @@ struct gyre__fdent {
      * (gyre__priv.pending), so one that would start after a close of its
      * fd (behind a link) knows its number may name another file now. */
     uint32_t close_gen;
+    /* Closes of this fd started and not yet complete (gyre_try_send() says
+     * -EBADF meanwhile); cleared when gyre's own accept or open makes a new
+     * file with this number. */
+    uint16_t closing;
     uint8_t dirty;    /* on loop->dirty: kmask may differ from what ops want */
     uint8_t kind;     /* enum gyre__fdkind: whether writes may be sends */
     uint8_t blocking; /* O_NONBLOCK clear: 0 not known yet, 1 yes, 2 no */

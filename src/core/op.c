@@ -284,6 +284,15 @@ GYRE_API void gyre_op_set_link(gyre_op *op)
         OPF |= GYRE__OPF_LINK;
 }
 
+GYRE_API void gyre_op_set_bufpool_put(gyre_op *op, gyre_bufpool *pool, uint32_t id)
+{
+    if (op == NULL)
+        return;
+    op->gyre__priv.addr3 = pool;
+    op->gyre__priv.arg2 = id;
+    OPF |= GYRE__OPF_BUFPUT;
+}
+
 /* --- classification --- */
 
 static int is_file_op(const gyre_op *op)
@@ -514,6 +523,17 @@ static void retire(gyre_loop *loop, gyre_op *op, int64_t res)
         loop->fds[op->gyre__priv.fd].order_busy[order_side(op)]--;
     OPF &= ~(GYRE__OPF_INFLIGHT | GYRE__OPF_CANCEL | GYRE__OPF_NATIVE | GYRE__OPF_TIMEDOUT |
              GYRE__OPF_POOL | GYRE__OPF_TIMER | GYRE__OPF_ORDER | GYRE__OPF_EMUL);
+    /* One test for two rare cases: a close of gyre's ends (gyre_try_send()
+     * stops saying -EBADF), or a send's pool buffer goes back, whatever the
+     * result (the kernel or the emulation's syscall is done with it), once:
+     * the flag goes with it. */
+    if (OPF & (GYRE__OPF_CLOSING | GYRE__OPF_BUFPUT)) {
+        if ((OPF & GYRE__OPF_CLOSING) && loop->fds[op->gyre__priv.fd].closing != 0)
+            loop->fds[op->gyre__priv.fd].closing--;
+        if (OPF & GYRE__OPF_BUFPUT)
+            (void)gyre_bufpool_put(op->gyre__priv.addr3, op->gyre__priv.arg2);
+        OPF &= ~(GYRE__OPF_CLOSING | GYRE__OPF_BUFPUT);
+    }
     loop->ops_inflight--;
     loop->active--;
     loop->refs--;
@@ -541,9 +561,13 @@ void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags
     case GYRE__OP_ACCEPT_MULTI:
         if (res >= 0) {
             gyre__fd_learn(loop, (int)res, GYRE__FD_SOCKET);
-            /* Emulated accepts add SOCK_NONBLOCK, io_uring's do not. */
-            if ((size_t)res < loop->fds_cap)
+            /* Emulated accepts add SOCK_NONBLOCK, io_uring's do not. A
+             * close of the number's old file still to be reaped is done in
+             * the kernel: it no longer makes this one closing. */
+            if ((size_t)res < loop->fds_cap) {
                 loop->fds[res].blocking = 0;
+                loop->fds[res].closing = 0;
+            }
         }
         break;
     case GYRE__OP_OPENAT:
@@ -553,6 +577,7 @@ void gyre__op_complete(gyre_loop *loop, gyre_op *op, int64_t res, uint32_t flags
             gyre__fd_learn(loop, (int)res, GYRE__FD_UNKNOWN);
             if ((size_t)res < loop->fds_cap) {
                 loop->fds[res].blocking = (op->gyre__priv.arg & O_NONBLOCK) ? 2 : 1;
+                loop->fds[res].closing = 0;
             }
         }
         break;
@@ -764,6 +789,10 @@ static void start(gyre_loop *loop, gyre_op *op, enum start_how how)
         gyre__emul_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
         order_fail_fd(loop, op->gyre__priv.fd, -ECANCELED);
         e->close_gen++;
+        if (!(OPF & GYRE__OPF_CLOSING)) {
+            OPF |= GYRE__OPF_CLOSING;
+            e->closing++;
+        }
         if (loop->be->supports != NULL &&
             !loop->be->supports(loop->be_state, GYRE__FEAT_CLOSE_CANCELS_FD)) {
             uint32_t n = cancel_native_on(loop, op->gyre__priv.fd);
@@ -1059,6 +1088,14 @@ static int check(const gyre_loop *loop, const gyre_op *op)
     if (!(loop->be->caps & GYRE_CAP_ANY_FD) && op->gyre__priv.fd >= FD_SETSIZE &&
         may_wait_ready(op))
         return -EINVAL;
+    if (op->gyre__priv.sflags & GYRE__OPF_BUFPUT) {
+        pool = op->gyre__priv.addr3;
+        if ((opc != GYRE__OP_SEND && opc != GYRE__OP_SENDMSG && opc != GYRE__OP_WRITE &&
+             opc != GYRE__OP_WRITEV) ||
+            pool == NULL || pool->loop != loop || op->gyre__priv.arg2 >= pool->count ||
+            !pool->out[op->gyre__priv.arg2])
+            return -EINVAL;
+    }
     /* A multishot never ends on its own, so nothing could follow it. */
     if ((opc == GYRE__OP_ACCEPT_MULTI || opc == GYRE__OP_RECV_MULTI) &&
         (op->gyre__priv.sflags & GYRE__OPF_LINK))
@@ -1097,7 +1134,7 @@ GYRE_API int gyre_submit(gyre_loop *loop, gyre_op *op, gyre_op_cb cb)
     op->flags = 0;
     op->gyre__priv.loop = loop;
     op->gyre__priv.link_next = NULL;
-    OPF = (OPF & GYRE__OPF_LINK) | GYRE__OPF_INFLIGHT;
+    OPF = (OPF & (GYRE__OPF_LINK | GYRE__OPF_BUFPUT)) | GYRE__OPF_INFLIGHT;
     /* A linked write moves every byte or breaks the link (gyre.h's link
      * table): it is retried after a partial transfer, as MSG_WAITALL makes
      * io_uring retry a send. off2 counts what an emulated retry moved so far

@@ -182,14 +182,14 @@ int gyre__sys_fd_kind(int fd)
     return S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? 2 : 0;
 }
 
-ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
+/* The write of gyre__sys_writev_nosigpipe and gyre__sys_write_nosigpipe,
+ * after their faults. */
+static ssize_t writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
 {
     sigset_t pipe_set, old, pending;
-    int was_pending, rc = inject_transient();
+    int was_pending;
     ssize_t n;
 
-    if (rc < 0)
-        return rc;
     /* Block SIGPIPE in this thread around the write, so that a pipe with no
      * reader gives EPIPE instead of killing the process; a SIGPIPE the write
      * raised is then consumed, unless one was pending before (it belongs to
@@ -214,6 +214,21 @@ ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return n;
+}
+
+ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
+{
+    int rc = inject_transient();
+
+    return rc < 0 ? rc : writev_nosigpipe(fd, iov, cnt);
+}
+
+ssize_t gyre__sys_write_nosigpipe(int fd, const void *buf, size_t len)
+{
+    int rc = inject_io(&len);
+    struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+
+    return rc < 0 ? rc : writev_nosigpipe(fd, &one, 1);
 }
 
 ssize_t gyre__sys_preadv(int fd, const struct iovec *iov, int cnt, uint64_t off)

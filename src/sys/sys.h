@@ -122,6 +122,9 @@ int gyre__sys_fd_kind(int fd);
  * SIGPIPE the write raises is taken back from this thread, unless one was
  * already pending. eagain eintr. */
 ssize_t gyre__sys_writev_nosigpipe(int fd, const struct iovec *iov, int cnt);
+/* The same for one buffer, with the faults of a non-blocking write: eagain
+ * eintr short (gyre_try_write()). */
+ssize_t gyre__sys_write_nosigpipe(int fd, const void *buf, size_t len);
 
 /* Blocking (pool threads). off == UINT64_MAX: the current position. */
 ssize_t gyre__sys_preadv(int fd, const struct iovec *iov, int cnt, uint64_t off);
