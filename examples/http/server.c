@@ -3,7 +3,13 @@
  *
  *   gyre-http --port P [--backend auto|uring|epoll|poll|select] [--root DIR]
  *             [--exit-after-clients N] [--no-openat2] [--max-body BYTES]
- *             [--lingering-time T] [--lingering-timeout T] [--version]
+ *             [--lingering-time T] [--lingering-timeout T]
+ *             [--header-timeout T] [--body-timeout T] [--send-timeout T]
+ *             [--keepalive-timeout T] [--keepalive-requests N]
+ *             [--min-rate BYTES] [--min-rate-grace T] [--max-conns N]
+ *             [--max-conns-per-ip N] [--shutdown-timeout T]
+ *             [--access-log FILE|-] [--error-log FILE|-|off] [--user NAME]
+ *             [--version]
  *
  * Listens on 127.0.0.1:P. GET (or HEAD, or POST) / answers a fixed body;
  * with --root DIR any other path is a file under DIR (GET and HEAD), else
@@ -23,9 +29,24 @@
  * requests are answered in order: their responses are appended to the
  * output buffer and leave in one send. A chunk that cannot be looked at yet
  * (the output buffer is full, or a file response is going out) waits in the
- * connection's FIFO of pool buffers; past CONN_MAX_HELD such buffers the
- * recv is cancelled, so one client that sends without reading cannot drain
- * the pool for everyone, and it is armed again once the FIFO is empty.
+ * connection's FIFO of pool buffers; past CONN_MAX_HELD such buffers (or two
+ * when the pool is down to its last eighth) the recv is cancelled, so one
+ * client that sends without reading cannot drain the pool for everyone, and
+ * it is armed again once the FIFO is empty.
+ *
+ * Deadlines: every phase has one, checked by one sweep timer (on_sweep):
+ * the head within --header-timeout of its first byte (of the accept for a
+ * connection's first request) and, after --min-rate-grace, at no less than
+ * --min-rate bytes a second, so a slowloris trickle is cut and not only a
+ * silent client; the body and the response must progress every
+ * --body-timeout and --send-timeout; between requests a connection lives
+ * --keepalive-timeout, and at most --keepalive-requests requests. With
+ * every slot (--max-conns) taken, the connection waiting longest for a
+ * request is evicted for the newcomer, as nginx reuses idle keep-alive
+ * connections. --max-conns-per-ip caps one address. Accepting goes
+ * through gyre_listener, which backs off when descriptors run out. Each
+ * cut, refusal, 500 and exhaustion is counted (printed at exit) and has
+ * an error-log line; see log.h for the logs (SIGUSR1 reopens them).
  *
  * Bodies: Content-Length bodies and chunked bodies (decoded by
  * http_chunked_feed) are read and discarded; any other transfer coding is
@@ -62,9 +83,11 @@
  * --lingering-timeout (5 s) or --lingering-time (30 s) in all, as nginx's
  * lingering close does, so a client cannot hold the slot by trickling.
  *
- * SIGTERM or SIGINT: stop accepting, let each connection finish the
- * response it is sending, close it; after STOP_GRACE_NS whatever is left is
- * cancelled. Exit status 0 once the loop has nothing left.
+ * SIGTERM, SIGINT or SIGQUIT: stop accepting, let each connection finish
+ * the request it is in (its body included) and the response it is sending,
+ * close it; after --shutdown-timeout (2 s) whatever is left is cancelled.
+ * Further signals change nothing. Exit status 0 once the loop has nothing
+ * left. --user NAME drops root after the bind and the opens.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -101,6 +124,10 @@
 /* The least worth reading a file into. */
 #define FILE_READ_MIN 4096
 #define CONN_MAX_HELD 8
+/* Below this many free pool buffers, a connection holding two or more is
+ * paused too: CONN_MAX_HELD x 1,024 connections is four times the pool,
+ * and ~230 pipeliners that never read drained it at 9 buffers each. */
+#define POOL_RESERVE (HTTP_BUFS / 8)
 #define MS_NS (1000ull * 1000)
 /* The lingering close, bounded like nginx's: at most LINGER_TIMEOUT_NS
  * between two reads and LINGER_TIME_NS in all (lingering_timeout and
@@ -124,6 +151,9 @@
 #define MIN_RATE_GRACE_NS (10000 * MS_NS)
 /* Accepted connections waiting for the slot an eviction is freeing. */
 #define PENDING_MAX 64
+/* Header-phase connections evicted each time accepting runs out of
+ * descriptors. */
+#define EXHAUST_EVICT 64
 #define NONE UINT32_MAX
 
 /* The body of GET /; gyre-bench gives nginx the same. */
@@ -211,7 +241,7 @@ static const char *const cut_why[CUT_REASONS] = {
     "idle connection evicted: every connection slot is taken",
 };
 static uint64_t cut_count[CUT_REASONS];
-static uint64_t n_accepted, n_refused, n_per_ip;
+static uint64_t n_accepted, n_refused, n_per_ip, n_paused;
 
 /* The fixed response as HTTP/1.1 keep-alive sends it, and the Date header
  * every response carries, both remade once a second. */
@@ -680,9 +710,10 @@ static uint64_t sweep_period(void)
 }
 
 /* Slots are full: ends the connection that has waited longest for a
- * request (idle keep-alive, or still sending its head), as nginx reuses
- * its idle keep-alive connections. Returns 1 if one is on its way out. */
-static int evict_oldest(void)
+ * request (idle keep-alive, or still sending its head; with header_only,
+ * only the latter), as nginx reuses its idle keep-alive connections.
+ * Returns 1 if one is on its way out. */
+static int evict_oldest(int header_only)
 {
     conn *oldest = NULL;
     uint64_t age = UINT64_MAX, a;
@@ -693,7 +724,7 @@ static int evict_oldest(void)
         if (!conns[i].in_use)
             continue;
         ph = conn_phase(&conns[i]);
-        if (ph != PHASE_HEADER && ph != PHASE_KEEPALIVE)
+        if (ph != PHASE_HEADER && (ph != PHASE_KEEPALIVE || header_only))
             continue;
         a = ph == PHASE_HEADER ? conns[i].head_ns : conns[i].last_ns;
         if (a < age) {
@@ -1379,8 +1410,10 @@ static void on_recv(gyre_op *op)
             c->held++;
             conn_process(c);
             kick_send(c);
-            if (c->held > CONN_MAX_HELD && c->recv_busy && !c->paused) {
+            if (c->held > 1 && c->recv_busy && !c->paused &&
+                (c->held > CONN_MAX_HELD || gyre_bufpool_available(pool) < POOL_RESERVE)) {
                 c->paused = 1;
+                n_paused++;
                 (void)gyre_cancel(loop, &c->recv);
             }
         }
@@ -1491,7 +1524,7 @@ static void on_accept(gyre_listener *l, int fd)
     }
     /* Full. The client waits for the slot of an idle connection, which
      * closes on its way out; with none to evict it is refused. */
-    if (n_pending < PENDING_MAX && evict_oldest()) {
+    if (n_pending < PENDING_MAX && evict_oldest(0)) {
         pending[n_pending++] = fd;
         return;
     }
@@ -1503,12 +1536,20 @@ static void on_accept(gyre_listener *l, int fd)
 static void on_listener_event(gyre_listener *l, int event, const gyre_listen_stats *st)
 {
     (void)l;
-    if (event == GYRE_LISTEN_EXHAUSTED)
+    if (event == GYRE_LISTEN_EXHAUSTED) {
+        /* Out of descriptors, slots or not: connections that have not sent
+         * a whole request yet (silent or trickling ones, which is what
+         * a descriptor attack opens) give theirs back, so that accepting
+         * resumes after the back-off. Clients that have been served keep
+         * theirs. */
+        for (int i = 0; i < EXHAUST_EVICT && evict_oldest(1); i++)
+            ;
         log_error("accept: out of descriptors (or memory), %llu times so far; accepting "
                   "again after a back-off",
                   (unsigned long long)st->exhaustions);
-    else
+    } else {
         log_error("accept: descriptors available again; accepting");
+    }
 }
 
 static void on_stop_timer(gyre_timer *t)
@@ -1915,6 +1956,7 @@ int main(int argc, char **argv)
            "intervals, shed %llu\n",
            (unsigned long long)ls.exhaustions, (unsigned long long)ls.exhausted_attempts,
            (unsigned long long)ls.backoff_ticks, (unsigned long long)ls.shed);
+    printf("gyre-http: paused reading %llu times (held buffers)\n", (unsigned long long)n_paused);
     printf("gyre-http: log lines dropped: %llu error, %llu access\n",
            (unsigned long long)error_log.dropped_total,
            (unsigned long long)access_log.dropped_total);
