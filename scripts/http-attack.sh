@@ -105,9 +105,10 @@ for backend in $backends; do
         counters=$(sed -n 's/^gyre-http: cut //p' "$tmp/out" | tr -d '\n')
         exh=$(sed -n 's/^gyre-http: out of descriptors \([0-9]*\) times.*/\1/p' "$tmp/out")
         paused=$(sed -n 's/^gyre-http: paused reading \([0-9]*\).*/\1/p' "$tmp/out")
-        printf '%-6s %-9s %7s %6s %6s %14s %14s %s; exhausted %s, paused %s, exit %s\n' \
+        refused=$(sed -n 's/^gyre-http: accepted [0-9]* connections, refused \([0-9]*\).*/\1/p' "$tmp/out")
+        printf '%-6s %-9s %7s %6s %6s %14s %14s %s; refused %s, exhausted %s, paused %s, exit %s\n' \
             "$backend" "$attack" "$ok/$n" "$cpu" "$after" "$fd0/$fd1/$fd2" "$rss0/$rss2" "$counters" \
-            "${exh:-?}" "${paused:-?}" "$status"
+            "${refused:-?}" "${exh:-?}" "${paused:-?}" "$status"
         sed 's/^/    /' "$tmp/attack"
     done
 done
