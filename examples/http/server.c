@@ -341,9 +341,10 @@ static void refresh_stamps(void)
     strftime(clf_stamp, sizeof clf_stamp, "%d/%b/%Y:%H:%M:%S +0000", &tm);
 }
 
-/* An error-log line about the server itself. */
-static void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_error(const char *fmt, ...)
+/* An error-log line about the server itself; level "error" or "notice". */
+static void log_server(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void log_server(const char *level, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -354,7 +355,7 @@ static void log_error(const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     refresh_stamps();
-    http_log_printf(&error_log, "%s [error] %s", err_stamp, msg);
+    http_log_printf(&error_log, "%s [%s] %s", err_stamp, level, msg);
 }
 
 /* An error-log line about one client. */
@@ -1500,7 +1501,7 @@ static void on_accept(gyre_listener *l, int fd)
     if (fd < 0) {
         /* The listener failed for good (running out of descriptors is not
          * this: gyre_listener backs off and tries again by itself). */
-        log_error("accept: %s; stopping", gyre_strerror(fd));
+        log_server("error", "accept: %s; stopping", gyre_strerror(fd));
         failed = 1;
         shut_down();
         return;
@@ -1512,9 +1513,10 @@ static void on_accept(gyre_listener *l, int fd)
     }
     if (max_per_ip > 0 && over_ip_cap(fd, &ip)) {
         n_per_ip++;
-        log_error("client %s: connection refused: %u connections from this address "
-                  "(--max-conns-per-ip)",
-                  inet_ntop(AF_INET, &ip, addr, sizeof addr) ? addr : "-", max_per_ip);
+        log_server("error",
+                   "client %s: connection refused: %u connections from this address "
+                   "(--max-conns-per-ip)",
+                   inet_ntop(AF_INET, &ip, addr, sizeof addr) ? addr : "-", max_per_ip);
         close(fd);
         return;
     }
@@ -1529,7 +1531,7 @@ static void on_accept(gyre_listener *l, int fd)
         return;
     }
     n_refused++;
-    log_error("connection refused: all %u connection slots are busy", max_conns);
+    log_server("error", "connection refused: all %u connection slots are busy", max_conns);
     close(fd); /* the client sees the connection close */
 }
 
@@ -1544,11 +1546,12 @@ static void on_listener_event(gyre_listener *l, int event, const gyre_listen_sta
          * theirs. */
         for (int i = 0; i < EXHAUST_EVICT && evict_oldest(1); i++)
             ;
-        log_error("accept: out of descriptors (or memory), %llu times so far; accepting "
-                  "again after a back-off",
-                  (unsigned long long)st->exhaustions);
+        log_server("error",
+                   "accept: out of descriptors (or memory), %llu times so far; accepting "
+                   "again after a back-off",
+                   (unsigned long long)st->exhaustions);
     } else {
-        log_error("accept: descriptors available again; accepting");
+        log_server("notice", "accept: descriptors available again; accepting");
     }
 }
 
@@ -1572,11 +1575,11 @@ static void on_signal(gyre_signal *s, int signo)
         int a = http_log_reopen(&access_log), e = http_log_reopen(&error_log);
 
         if (a < 0 || e < 0)
-            log_error("reopening the logs: %s", gyre_strerror(a < 0 ? a : e));
+            log_server("error", "reopening the logs: %s", gyre_strerror(a < 0 ? a : e));
         return;
     }
     if (!stopping)
-        log_error("%s: shutting down gracefully", strsignal(signo));
+        log_server("notice", "%s: shutting down gracefully", strsignal(signo));
     shut_down();
 }
 
