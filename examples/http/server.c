@@ -11,8 +11,8 @@
  *             [--access-log FILE|-] [--error-log FILE|-|off] [--user NAME]
  *             [--version]
  *
- * Listens on 127.0.0.1:P. GET (or HEAD, or POST) / answers a fixed body;
- * with --root DIR any other path is a file under DIR (GET and HEAD), else
+ * Listens on 127.0.0.1:P (0: a port the kernel picks, printed on stdout). GET (or HEAD, or POST) /
+ * answers a fixed body; with --root DIR any other path is a file under DIR (GET and HEAD), else
  * 404. Requests are parsed by parser.c; this file is the connection
  * machinery around it.
  *
@@ -1790,7 +1790,7 @@ int main(int argc, char **argv)
     gyre_listen_stats ls = {0};
     const char *root = NULL, *user = NULL, *access_path = NULL, *error_path = "-";
     struct rlimit rl;
-    long port = 0;
+    long port = -1;
     int i, rc;
 
     for (i = 1; i < argc; i++) {
@@ -1859,7 +1859,7 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    if (port <= 0 || port > 65535)
+    if (port < 0 || port > 65535)
         return usage();
     if (root && open_root(root) != 0)
         return 1;
@@ -1871,6 +1871,17 @@ int main(int argc, char **argv)
     listen_fd = listen_on((int)port);
     if (listen_fd < 0)
         return 1;
+    if (port == 0) {
+        /* The kernel's pick, for whoever started us (the tests: a port
+         * chosen beforehand can be taken by another test's client). */
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+
+        if (getsockname(listen_fd, (struct sockaddr *)&sa, &sl) != 0)
+            return 1;
+        printf("gyre-http: listening on 127.0.0.1:%d\n", ntohs(sa.sin_port));
+        fflush(stdout);
+    }
     rc = gyre_loop_new(&loop, &opts);
     if (rc < 0) {
         fprintf(stderr, "gyre-http: gyre_loop_new: %s\n", gyre_strerror(rc));
