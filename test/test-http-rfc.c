@@ -57,20 +57,6 @@ static void sleep_ms(long ms)
         ;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    ASSERT_SYS(fd);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_SYS(bind(fd, (struct sockaddr *)&sa, sizeof sa));
-    ASSERT_SYS(getsockname(fd, (struct sockaddr *)&sa, &len));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* Connects to the server; -errno if it does not listen. */
 static int try_connect(int port)
 {
@@ -91,50 +77,61 @@ static int try_connect(int port)
 typedef struct server {
     pid_t pid;
     int port;
+    int out; /* its stdout, kept open so that its exit lines do not meet EPIPE */
 } server;
 
-/* Starts gyre-http with --port and the extra arguments (NULL-terminated),
- * and waits until it listens. */
+/* Starts gyre-http with --port 0 and the extra arguments (NULL-terminated),
+ * and reads the port it listens on (a port picked here beforehand could be
+ * taken by another test's client meanwhile). */
 static server server_start(const char *arg, ...)
 {
-    char path[PATH_MAX], port_arg[16];
+    char path[PATH_MAX], line[128];
     const char *argv[16];
-    server s = {0, free_port()};
+    server s = {0, 0, -1};
     va_list ap;
-    int n = 0, i, fd, status;
+    int n = 0, pipefd[2];
+    size_t len = 0;
     pid_t parent = getpid();
 
     bin_path(path, sizeof path, "gyre-http");
-    snprintf(port_arg, sizeof port_arg, "%d", s.port);
     argv[n++] = path;
     argv[n++] = "--port";
-    argv[n++] = port_arg;
+    argv[n++] = "0";
     va_start(ap, arg);
     for (; arg && n < 15; arg = va_arg(ap, const char *))
         argv[n++] = arg;
     va_end(ap);
     argv[n] = NULL;
+    ASSERT_SYS(pipe2(pipefd, O_CLOEXEC));
     fflush(NULL);
     s.pid = fork();
     ASSERT_SYS(s.pid);
     if (s.pid == 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
             _exit(127);
+        if (dup2(pipefd[1], STDOUT_FILENO) < 0)
+            _exit(127);
         execv(path, (char *const *)argv);
         _exit(127);
     }
-    for (i = 0; i < 500; i++) {
-        if (waitpid(s.pid, &status, WNOHANG) == s.pid)
-            test_fail(__FILE__, __LINE__, "gyre-http exited at start (status 0x%x)",
-                      (unsigned)status);
-        fd = try_connect(s.port);
-        if (fd >= 0) {
-            close(fd);
-            return s;
-        }
-        sleep_ms(10);
+    close(pipefd[1]);
+    s.out = pipefd[0];
+    line[0] = '\0';
+    while (!strchr(line, '\n')) {
+        struct pollfd p = {.fd = s.out, .events = POLLIN};
+        ssize_t r;
+
+        if (poll(&p, 1, IO_TIMEOUT_MS) != 1 || len == sizeof line - 1)
+            FAIL("gyre-http did not say where it listens");
+        r = read(s.out, line + len, sizeof line - 1 - len);
+        if (r <= 0)
+            FAIL("gyre-http exited at start");
+        len += (size_t)r;
+        line[len] = '\0';
     }
-    FAIL("gyre-http never listened");
+    if (sscanf(line, "gyre-http: listening on 127.0.0.1:%d", &s.port) != 1)
+        test_fail(__FILE__, __LINE__, "gyre-http said \"%s\"", line);
+    return s;
 }
 
 /* SIGTERM, and the exit status must be 0 within the deadline. */
@@ -148,6 +145,7 @@ static void server_stop(server *s)
 
         ASSERT_SYS(r);
         if (r == s->pid) {
+            close(s->out);
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 test_fail(__FILE__, __LINE__, "gyre-http exit status 0x%x after SIGTERM",
                           (unsigned)status);

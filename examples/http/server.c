@@ -3,10 +3,16 @@
  *
  *   gyre-http --port P [--backend auto|uring|epoll|poll|select] [--root DIR]
  *             [--exit-after-clients N] [--no-openat2] [--max-body BYTES]
- *             [--lingering-time T] [--lingering-timeout T] [--version]
+ *             [--lingering-time T] [--lingering-timeout T]
+ *             [--header-timeout T] [--body-timeout T] [--send-timeout T]
+ *             [--keepalive-timeout T] [--keepalive-requests N]
+ *             [--min-rate BYTES] [--min-rate-grace T] [--max-conns N]
+ *             [--max-conns-per-ip N] [--shutdown-timeout T]
+ *             [--access-log FILE|-] [--error-log FILE|-|off] [--user NAME]
+ *             [--version]
  *
- * Listens on 127.0.0.1:P. GET (or HEAD, or POST) / answers a fixed body;
- * with --root DIR any other path is a file under DIR (GET and HEAD), else
+ * Listens on 127.0.0.1:P (0: a port the kernel picks, printed on stdout). GET (or HEAD, or POST) /
+ * answers a fixed body; with --root DIR any other path is a file under DIR (GET and HEAD), else
  * 404. Requests are parsed by parser.c; this file is the connection
  * machinery around it.
  *
@@ -23,9 +29,24 @@
  * requests are answered in order: their responses are appended to the
  * output buffer and leave in one send. A chunk that cannot be looked at yet
  * (the output buffer is full, or a file response is going out) waits in the
- * connection's FIFO of pool buffers; past CONN_MAX_HELD such buffers the
- * recv is cancelled, so one client that sends without reading cannot drain
- * the pool for everyone, and it is armed again once the FIFO is empty.
+ * connection's FIFO of pool buffers; past CONN_MAX_HELD such buffers (or two
+ * when the pool is down to its last eighth) the recv is cancelled, so one
+ * client that sends without reading cannot drain the pool for everyone, and
+ * it is armed again once the FIFO is empty.
+ *
+ * Deadlines: every phase has one, checked by one sweep timer (on_sweep):
+ * the head within --header-timeout of its first byte (of the accept for a
+ * connection's first request) and, after --min-rate-grace, at no less than
+ * --min-rate bytes a second, so a slowloris trickle is cut and not only a
+ * silent client; the body and the response must progress every
+ * --body-timeout and --send-timeout; between requests a connection lives
+ * --keepalive-timeout, and at most --keepalive-requests requests. With
+ * every slot (--max-conns) taken, the connection waiting longest for a
+ * request is evicted for the newcomer, as nginx reuses idle keep-alive
+ * connections. --max-conns-per-ip caps one address. Accepting goes
+ * through gyre_listener, which backs off when descriptors run out. Each
+ * cut, refusal, 500 and exhaustion is counted (printed at exit) and has
+ * an error-log line; see log.h for the logs (SIGUSR1 reopens them).
  *
  * Bodies: Content-Length bodies and chunked bodies (decoded by
  * http_chunked_feed) are read and discarded; any other transfer coding is
@@ -62,17 +83,22 @@
  * --lingering-timeout (5 s) or --lingering-time (30 s) in all, as nginx's
  * lingering close does, so a client cannot hold the slot by trickling.
  *
- * SIGTERM or SIGINT: stop accepting, let each connection finish the
- * response it is sending, close it; after STOP_GRACE_NS whatever is left is
- * cancelled. Exit status 0 once the loop has nothing left.
+ * SIGTERM, SIGINT or SIGQUIT: stop accepting, let each connection finish
+ * the request it is in (its body included) and the response it is sending,
+ * close it; after --shutdown-timeout (2 s) whatever is left is cancelled.
+ * Further signals change nothing. Exit status 0 once the loop has nothing
+ * left. --user NAME drops root after the bind and the opens.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/openat2.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +112,7 @@
 
 #include <gyre.h>
 
+#include "log.h"
 #include "parser.h"
 
 #define HTTP_BUF_SIZE 4096
@@ -97,6 +124,10 @@
 /* The least worth reading a file into. */
 #define FILE_READ_MIN 4096
 #define CONN_MAX_HELD 8
+/* Below this many free pool buffers, a connection holding two or more is
+ * paused too: CONN_MAX_HELD x 1,024 connections is four times the pool,
+ * and ~230 pipeliners that never read drained it at 9 buffers each. */
+#define POOL_RESERVE (HTTP_BUFS / 8)
 #define MS_NS (1000ull * 1000)
 /* The lingering close, bounded like nginx's: at most LINGER_TIMEOUT_NS
  * between two reads and LINGER_TIME_NS in all (lingering_timeout and
@@ -106,6 +137,23 @@
 /* Request bodies larger than this are 413 (nginx's client_max_body_size). */
 #define MAX_BODY_DEFAULT (1024ull * 1024)
 #define STOP_GRACE_NS (2000ull * 1000 * 1000)
+/* Deadlines per phase, nginx's defaults: client_header_timeout and
+ * client_body_timeout 60 s, send_timeout 60 s, keepalive_timeout 75 s,
+ * keepalive_requests 1000. The minimum header rate is Apache
+ * mod_reqtimeout's MinRate=500, enforced after MIN_RATE_GRACE_NS (its
+ * "header=20-40" starts counting after 20 s; 10 s here). */
+#define HEADER_TIMEOUT_NS (60000 * MS_NS)
+#define BODY_TIMEOUT_NS (60000 * MS_NS)
+#define SEND_TIMEOUT_NS (60000 * MS_NS)
+#define KEEPALIVE_TIMEOUT_NS (75000 * MS_NS)
+#define KEEPALIVE_REQUESTS 1000
+#define MIN_RATE_DEFAULT 500
+#define MIN_RATE_GRACE_NS (10000 * MS_NS)
+/* Accepted connections waiting for the slot an eviction is freeing. */
+#define PENDING_MAX 64
+/* Header-phase connections evicted each time accepting runs out of
+ * descriptors. */
+#define EXHAUST_EVICT 64
 #define NONE UINT32_MAX
 
 /* The body of GET /; gyre-bench gives nginx the same. */
@@ -118,6 +166,13 @@ typedef struct conn {
     uint64_t body_left;   /* Content-Length body bytes still to discard */
     uint64_t body_total;  /* chunked data bytes seen, against max_body */
     uint64_t linger_end;  /* gyre_now() past which lingering stops */
+    uint64_t last_ns;     /* the last bytes received or sent (gyre_now()) */
+    uint64_t head_ns;     /* when the request head being read began */
+    uint64_t head_bytes;  /* bytes received since head_ns, for --min-rate */
+    uint64_t resp_len;    /* the last response's Content-Length, for the access log */
+    uint32_t requests;    /* answered on this connection */
+    uint32_t resp_status; /* the last response's status, for the access log */
+    uint32_t ip;          /* the client's IPv4 address (network order), if ip_known */
     http_chunked chunked; /* with body_chunked */
     gyre_op recv, send, read;
     gyre_timer linger;
@@ -136,6 +191,7 @@ typedef struct conn {
     uint8_t peer_eof;    /* the client has shut down writing */
     uint8_t close_after; /* close once the queued output is sent */
     uint8_t lingering;   /* write side shut; draining until EOF or the timer */
+    uint8_t ip_known;
     uint8_t closing, closed, in_use;
     char in[HTTP_MAX_HEAD];
     char out[OUT_CAP];
@@ -151,13 +207,41 @@ static gyre_bufpool *pool;
 static chunk chunks[HTTP_BUFS];
 static conn conns[HTTP_MAX_CONNS];
 static uint32_t free_conns[HTTP_MAX_CONNS], n_free;
-static gyre_op accept_op;
-static gyre_signal sig_term, sig_int;
-static gyre_timer stop_timer;
-static int listen_fd = -1, root_fd = -1, use_openat2 = 1, stopping;
+static gyre_listener listener;
+static gyre_signal sig_term, sig_int, sig_quit, sig_usr1;
+static gyre_timer stop_timer, sweep_timer;
+static int listen_fd = -1, root_fd = -1, use_openat2 = 1, stopping, failed;
 static long exit_after, clients_done;
 static uint64_t max_body = MAX_BODY_DEFAULT;
 static uint64_t linger_timeout_ns = LINGER_TIMEOUT_NS, linger_time_ns = LINGER_TIME_NS;
+static uint64_t header_timeout_ns = HEADER_TIMEOUT_NS, body_timeout_ns = BODY_TIMEOUT_NS;
+static uint64_t send_timeout_ns = SEND_TIMEOUT_NS, keepalive_timeout_ns = KEEPALIVE_TIMEOUT_NS;
+static uint64_t min_rate = MIN_RATE_DEFAULT, min_rate_grace_ns = MIN_RATE_GRACE_NS;
+static uint64_t stop_grace_ns = STOP_GRACE_NS;
+static uint32_t keepalive_requests = KEEPALIVE_REQUESTS, max_conns = HTTP_MAX_CONNS, max_per_ip;
+static int pending[PENDING_MAX], n_pending;
+static http_log access_log, error_log;
+
+/* Why a connection was cut, each counted and logged. */
+enum {
+    CUT_HEADER,
+    CUT_MIN_RATE,
+    CUT_KEEPALIVE,
+    CUT_BODY,
+    CUT_SEND,
+    CUT_EVICTED,
+    CUT_REASONS
+};
+static const char *const cut_why[CUT_REASONS] = {
+    "client timed out sending the request head (header timeout)",
+    "client sent the request head below the minimum rate (min rate)",
+    "keep-alive connection idle too long (keep-alive timeout)",
+    "client timed out sending the request body (body timeout)",
+    "client timed out reading the response (send timeout)",
+    "idle connection evicted: every connection slot is taken",
+};
+static uint64_t cut_count[CUT_REASONS];
+static uint64_t n_accepted, n_refused, n_per_ip, n_paused;
 
 /* The fixed response as HTTP/1.1 keep-alive sends it, and the Date header
  * every response carries, both remade once a second. */
@@ -220,6 +304,89 @@ static void refresh_date(void)
     fixed_len = (uint32_t)(p - fixed_resp);
 }
 
+/* --- logs --- */
+
+/* The client's address of c, looked up once (a system call per
+ * connection, and only when a log line or the per-IP cap needs it). */
+static const char *conn_addr(conn *c, char *out, size_t len)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+
+    if (!c->ip_known && getpeername(c->fd, (struct sockaddr *)&sa, &sl) == 0 &&
+        sa.sin_family == AF_INET) {
+        c->ip = sa.sin_addr.s_addr;
+        c->ip_known = 1;
+    }
+    if (!c->ip_known || !inet_ntop(AF_INET, &c->ip, out, (socklen_t)len))
+        snprintf(out, len, "-");
+    return out;
+}
+
+/* Wall-clock stamps for log lines, remade once a second: the error log's
+ * "2026/12/07 15:42:27" and the access log's "07/Dec/2026:15:42:27 +0000". */
+static char err_stamp[32], clf_stamp[40];
+static time_t stamp_sec = -1;
+
+static void refresh_stamps(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now == stamp_sec)
+        return;
+    stamp_sec = now;
+    gmtime_r(&now, &tm);
+    strftime(err_stamp, sizeof err_stamp, "%Y/%m/%d %H:%M:%S", &tm);
+    strftime(clf_stamp, sizeof clf_stamp, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+}
+
+/* An error-log line about the server itself; level "error" or "notice". */
+static void log_server(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void log_server(const char *level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (!http_log_on(&error_log))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    refresh_stamps();
+    http_log_printf(&error_log, "%s [%s] %s", err_stamp, level, msg);
+}
+
+/* An error-log line about one client. */
+static void log_conn(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_conn(conn *c, const char *fmt, ...)
+{
+    char msg[512], addr[INET_ADDRSTRLEN];
+    va_list ap;
+
+    if (!http_log_on(&error_log))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    refresh_stamps();
+    http_log_printf(&error_log, "%s [info] client %s: %s", err_stamp,
+                    conn_addr(c, addr, sizeof addr), msg);
+}
+
+/* The access log's line for req, in the common log format. */
+static void log_access(conn *c, const http_request *req)
+{
+    char addr[INET_ADDRSTRLEN];
+
+    refresh_stamps();
+    http_log_printf(&access_log, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %u %llu",
+                    conn_addr(c, addr, sizeof addr), clf_stamp, (int)req->method_len,
+                    req->method_name, (int)req->target_len, req->target, req->version_minor,
+                    c->resp_status, (unsigned long long)c->resp_len);
+}
+
 /* How the response leaves the connection. */
 enum {
     CONN_KEEP_11 = 0, /* HTTP/1.1 keep-alive: nothing to say */
@@ -237,6 +404,8 @@ static void put_head(conn *c, int status, uint64_t length, const char *type, int
     char *p = c->out + c->out_len;
     const char *reason = http_reason(status);
 
+    c->resp_status = (uint32_t)status;
+    c->resp_len = length == NO_LENGTH ? 0 : length;
     refresh_date();
     p = PUT_LIT(p, "HTTP/1.1 ");
     p = put_u64(p, (uint64_t)status);
@@ -285,6 +454,7 @@ static void put_status(conn *c, int status, int how, const char *extra, int head
  * connection closes. */
 static void respond_fatal(conn *c, int status)
 {
+    log_conn(c, "request refused: %d %s", status, http_reason(status));
     put_status(c, status, CONN_CLOSE, NULL, 0);
     c->close_after = 1;
 }
@@ -302,12 +472,21 @@ static void put_chunks(conn *c)
     c->held = 0;
 }
 
+static void conn_start(int fd, uint32_t ip, int ip_known);
+
 static void conn_release(conn *c)
 {
     c->in_use = 0;
     free_conns[n_free++] = (uint32_t)(c - conns);
     if (exit_after > 0 && ++clients_done == exit_after && !stopping)
         shut_down();
+    if (n_pending > 0 && !stopping) {
+        /* The slot an eviction freed goes to the oldest waiting client. */
+        int fd = pending[0];
+
+        memmove(pending, pending + 1, (size_t)--n_pending * sizeof pending[0]);
+        conn_start(fd, 0, 0);
+    }
 }
 
 static void on_close(gyre_op *op)
@@ -433,6 +612,131 @@ static void on_file_read(gyre_op *op)
     }
     kick_send(c);
     conn_check_finish(c);
+}
+
+/* Cuts c for a reason of cut_why[]: counted, logged, closed at once (no
+ * lingering: the client is the one not keeping up). */
+static void conn_cut(conn *c, int why)
+{
+    cut_count[why]++;
+    log_conn(c, "%s", cut_why[why]);
+    conn_end(c);
+}
+
+/* What c is waiting for. */
+enum {
+    PHASE_NONE, /* busy on its own (a file read), closing, or lingering */
+    PHASE_HEADER,
+    PHASE_BODY,
+    PHASE_SEND,
+    PHASE_KEEPALIVE
+};
+
+static int conn_phase(const conn *c)
+{
+    if (c->closing || c->lingering)
+        return PHASE_NONE;
+    if (c->send_busy)
+        return PHASE_SEND;
+    if (c->body_left > 0 || c->body_chunked)
+        return c->peer_eof ? PHASE_NONE : PHASE_BODY;
+    if (c->read_busy || c->file_fd >= 0 || c->out_off != c->out_len || c->peer_eof)
+        return PHASE_NONE;
+    if (c->in_len > 0 || c->head != NONE || c->requests == 0)
+        return PHASE_HEADER;
+    return PHASE_KEEPALIVE;
+}
+
+/* Which deadline c has missed at now, as CUT_*, or -1. The whole head must
+ * arrive within header_timeout_ns of its first byte (of the accept, for a
+ * connection's first request), and after min_rate_grace_ns at no less
+ * than min_rate bytes a second on average, so that a client trickling a
+ * byte now and then is cut long before the header timeout; the body and
+ * the response must make progress every body_timeout_ns and
+ * send_timeout_ns; a connection between requests lives keepalive_timeout_ns. */
+static int conn_overdue(const conn *c, uint64_t now)
+{
+    uint64_t t;
+
+    switch (conn_phase(c)) {
+    case PHASE_HEADER:
+        t = now - c->head_ns;
+        if (header_timeout_ns > 0 && t >= header_timeout_ns)
+            return CUT_HEADER;
+        if (min_rate > 0 && t >= min_rate_grace_ns && c->head_bytes < min_rate * (t / MS_NS) / 1000)
+            return CUT_MIN_RATE;
+        return -1;
+    case PHASE_BODY:
+        return body_timeout_ns > 0 && now - c->last_ns >= body_timeout_ns ? CUT_BODY : -1;
+    case PHASE_SEND:
+        return send_timeout_ns > 0 && now - c->last_ns >= send_timeout_ns ? CUT_SEND : -1;
+    case PHASE_KEEPALIVE:
+        return keepalive_timeout_ns > 0 && now - c->last_ns >= keepalive_timeout_ns ? CUT_KEEPALIVE
+                                                                                    : -1;
+    default:
+        return -1;
+    }
+}
+
+/* One timer for every connection's deadlines, rather than a timer per
+ * connection restarted on every read and write: the hot path only stores
+ * gyre_now() (no heap operation per request), and a pass over the slab a
+ * few times per shortest timeout costs little next to a thousand timer
+ * updates per second. Deadlines are honoured to within one period. */
+static void on_sweep(gyre_timer *t)
+{
+    uint64_t now = gyre_now(loop);
+    uint32_t i;
+    int why;
+
+    (void)t;
+    for (i = 0; i < max_conns; i++)
+        if (conns[i].in_use && (why = conn_overdue(&conns[i], now)) >= 0)
+            conn_cut(&conns[i], why);
+}
+
+/* The period of on_sweep: a quarter of the shortest deadline, between
+ * 10 ms and 1 s. */
+static uint64_t sweep_period(void)
+{
+    uint64_t t[] = {header_timeout_ns, body_timeout_ns, send_timeout_ns, keepalive_timeout_ns,
+                    min_rate > 0 ? min_rate_grace_ns : 0};
+    uint64_t p = 1000 * MS_NS;
+    size_t i;
+
+    for (i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i] > 0 && t[i] / 4 < p)
+            p = t[i] / 4;
+    return p < 10 * MS_NS ? 10 * MS_NS : p;
+}
+
+/* Slots are full: ends the connection that has waited longest for a
+ * request (idle keep-alive, or still sending its head; with header_only,
+ * only the latter), as nginx reuses its idle keep-alive connections.
+ * Returns 1 if one is on its way out. */
+static int evict_oldest(int header_only)
+{
+    conn *oldest = NULL;
+    uint64_t age = UINT64_MAX, a;
+    uint32_t i;
+    int ph;
+
+    for (i = 0; i < max_conns; i++) {
+        if (!conns[i].in_use)
+            continue;
+        ph = conn_phase(&conns[i]);
+        if (ph != PHASE_HEADER && (ph != PHASE_KEEPALIVE || header_only))
+            continue;
+        a = ph == PHASE_HEADER ? conns[i].head_ns : conns[i].last_ns;
+        if (a < age) {
+            age = a;
+            oldest = &conns[i];
+        }
+    }
+    if (oldest == NULL)
+        return 0;
+    conn_cut(oldest, CUT_EVICTED);
+    return 1;
 }
 
 static void on_linger(gyre_timer *t)
@@ -769,6 +1073,8 @@ static void serve_file(conn *c, const http_request *req, int how)
         status = fd == -ENOENT || fd == -ENOTDIR || fd == -ENAMETOOLONG          ? 404
                  : fd == -EXDEV || fd == -ELOOP || fd == -EACCES || fd == -EPERM ? 403
                                                                                  : 500;
+        if (status == 500)
+            log_conn(c, "500 opening \"%s\": %s", path_buf, strerror(-fd));
         put_status(c, status, how, NULL, head_only);
         return;
     }
@@ -841,6 +1147,11 @@ static int handle_request(conn *c, const http_request *req)
     int get_head = req->method == HTTP_GET || req->method == HTTP_HEAD;
     int body = req->chunked || req->content_length > 0;
 
+    /* nginx's keepalive_requests: a connection is not kept forever (it
+     * bounds what one client's connection can pin, e.g. memory held by
+     * its state). */
+    if (++c->requests == keepalive_requests)
+        how = CONN_CLOSE;
     if (body && req->expect_continue) {
         if (is_root && req->method == HTTP_POST) {
             c->out_len =
@@ -866,6 +1177,8 @@ static int handle_request(conn *c, const http_request *req)
     } else if (is_root && (get_head || req->method == HTTP_POST)) {
         if (how == CONN_KEEP_11 && req->method != HTTP_HEAD) {
             /* The common case, one copy. */
+            c->resp_status = 200;
+            c->resp_len = sizeof FIXED_BODY - 1;
             refresh_date();
             memcpy(c->out + c->out_len, fixed_resp, fixed_len);
             c->out_len += fixed_len;
@@ -883,6 +1196,8 @@ static int handle_request(conn *c, const http_request *req)
     } else {
         serve_file(c, req, how);
     }
+    if (http_log_on(&access_log))
+        log_access(c, req);
     return body;
 }
 
@@ -1056,6 +1371,7 @@ static void on_send(gyre_op *op)
         return;
     }
     c->out_off += (uint32_t)op->result;
+    c->last_ns = gyre_now(loop);
     if (c->out_off == c->out_len && !c->read_busy)
         c->out_off = c->out_len = 0;
     pump_file(c);
@@ -1076,6 +1392,16 @@ static void on_recv(gyre_op *op)
             if (c->lingering && !c->closing)
                 linger_again(c);
         } else {
+            c->last_ns = gyre_now(loop);
+            if (!in_body(c)) {
+                /* The first bytes of a new head start its clock (the
+                 * first request's runs from the accept). */
+                if (c->head == NONE && c->in_len == 0 && c->requests > 0) {
+                    c->head_ns = c->last_ns;
+                    c->head_bytes = 0;
+                }
+                c->head_bytes += (uint64_t)op->result;
+            }
             chunks[op->buf_id] = (chunk){.off = 0, .len = (uint32_t)op->result, .next = NONE};
             if (c->head == NONE)
                 c->head = op->buf_id;
@@ -1085,8 +1411,10 @@ static void on_recv(gyre_op *op)
             c->held++;
             conn_process(c);
             kick_send(c);
-            if (c->held > CONN_MAX_HELD && c->recv_busy && !c->paused) {
+            if (c->held > 1 && c->recv_busy && !c->paused &&
+                (c->held > CONN_MAX_HELD || gyre_bufpool_available(pool) < POOL_RESERVE)) {
                 c->paused = 1;
+                n_paused++;
                 (void)gyre_cancel(loop, &c->recv);
             }
         }
@@ -1118,33 +1446,113 @@ static void on_recv(gyre_op *op)
     }
 }
 
-static void on_accept(gyre_op *op)
+/* Takes a free slot for fd (ip: its address when already known). */
+static void conn_start(int fd, uint32_t ip, int ip_known)
 {
-    int fd = (int)op->result, one = 1;
-    conn *c;
+    int one = 1;
+    conn *c = &conns[free_conns[--n_free]];
 
-    if (!(op->flags & GYRE_OP_MORE) && !stopping && gyre_submit(loop, &accept_op, on_accept) != 0) {
-        fprintf(stderr, "gyre-http: cannot accept any more\n");
-        gyre_loop_stop(loop);
-    }
-    if (fd < 0)
-        return;
-    if (n_free == 0 || stopping) {
-        close(fd); /* full: the client sees the connection close */
-        return;
-    }
-    c = &conns[free_conns[--n_free]];
     /* The header fields only: the buffers are written before they are read. */
     memset(c, 0, offsetof(conn, in));
     c->fd = fd;
     c->file_fd = -1;
     c->head = c->tail = NONE;
     c->in_use = 1;
+    c->ip = ip;
+    c->ip_known = (uint8_t)ip_known;
+    c->last_ns = c->head_ns = gyre_now(loop);
     c->recv.data = c->send.data = c->read.data = c;
     gyre_timer_init(loop, &c->linger);
     c->linger.base.data = c;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     arm_recv(c);
+}
+
+/* With --max-conns-per-ip: 1 if fd's address already has that many
+ * connections (the new one is refused). *ip is set for conn_start. */
+static int over_ip_cap(int fd, uint32_t *ip)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    uint32_t i, n = 0;
+
+    if (getpeername(fd, (struct sockaddr *)&sa, &sl) != 0 || sa.sin_family != AF_INET)
+        return 0;
+    *ip = sa.sin_addr.s_addr;
+    for (i = 0; i < max_conns; i++) {
+        if (!conns[i].in_use || conns[i].closing)
+            continue;
+        if (!conns[i].ip_known) {
+            char tmp[INET_ADDRSTRLEN];
+
+            (void)conn_addr(&conns[i], tmp, sizeof tmp);
+        }
+        n += conns[i].ip == *ip;
+    }
+    return n >= max_per_ip;
+}
+
+static void on_accept(gyre_listener *l, int fd)
+{
+    char addr[INET_ADDRSTRLEN];
+    uint32_t ip = 0;
+
+    (void)l;
+    if (fd < 0) {
+        /* The listener failed for good (running out of descriptors is not
+         * this: gyre_listener backs off and tries again by itself). */
+        log_server("error", "accept: %s; stopping", gyre_strerror(fd));
+        failed = 1;
+        shut_down();
+        return;
+    }
+    n_accepted++;
+    if (stopping) {
+        close(fd);
+        return;
+    }
+    if (max_per_ip > 0 && over_ip_cap(fd, &ip)) {
+        n_per_ip++;
+        log_server("error",
+                   "client %s: connection refused: %u connections from this address "
+                   "(--max-conns-per-ip)",
+                   inet_ntop(AF_INET, &ip, addr, sizeof addr) ? addr : "-", max_per_ip);
+        close(fd);
+        return;
+    }
+    if (n_free > 0) {
+        conn_start(fd, ip, max_per_ip > 0);
+        return;
+    }
+    /* Full. The client waits for the slot of an idle connection, which
+     * closes on its way out; with none to evict it is refused. */
+    if (n_pending < PENDING_MAX && evict_oldest(0)) {
+        pending[n_pending++] = fd;
+        return;
+    }
+    n_refused++;
+    log_server("error", "connection refused: all %u connection slots are busy", max_conns);
+    close(fd); /* the client sees the connection close */
+}
+
+static void on_listener_event(gyre_listener *l, int event, const gyre_listen_stats *st)
+{
+    (void)l;
+    if (event == GYRE_LISTEN_EXHAUSTED) {
+        /* Out of descriptors, slots or not: connections that have not sent
+         * a whole request yet (silent or trickling ones, which is what
+         * a descriptor attack opens) give theirs back, so that accepting
+         * resumes after the back-off. Clients that have been served keep
+         * theirs. */
+        for (int i = 0; i < EXHAUST_EVICT && evict_oldest(1); i++)
+            ;
+        log_server("error",
+                   "accept: out of descriptors (or memory), %llu times so far; accepting "
+                   "again after a back-off",
+                   (unsigned long long)st->exhaustions);
+    } else {
+        log_server("notice", "accept: descriptors available again; accepting");
+    }
 }
 
 static void on_stop_timer(gyre_timer *t)
@@ -1153,14 +1561,25 @@ static void on_stop_timer(gyre_timer *t)
 
     (void)t;
     for (i = 0; i < HTTP_MAX_CONNS; i++)
-        if (conns[i].in_use)
+        if (conns[i].in_use && !conns[i].closing) {
+            log_conn(&conns[i], "shutting down: connection cut after the shutdown timeout");
             conn_end(&conns[i]);
+        }
 }
 
 static void on_signal(gyre_signal *s, int signo)
 {
     (void)s;
-    (void)signo;
+    if (signo == SIGUSR1) {
+        /* Log rotation: the files were renamed; write new ones. */
+        int a = http_log_reopen(&access_log), e = http_log_reopen(&error_log);
+
+        if (a < 0 || e < 0)
+            log_server("error", "reopening the logs: %s", gyre_strerror(a < 0 ? a : e));
+        return;
+    }
+    if (!stopping)
+        log_server("notice", "%s: shutting down gracefully", strsignal(signo));
     shut_down();
 }
 
@@ -1173,9 +1592,16 @@ static void shut_down(void)
     if (stopping)
         return;
     stopping = 1;
-    gyre_signal_stop(&sig_term);
-    gyre_signal_stop(&sig_int);
-    (void)gyre_cancel(loop, &accept_op);
+    /* The watchers stay (stopping one restores the default action, and a
+     * second SIGTERM during the shutdown would then kill the process and
+     * lose its exit status); they no longer keep the loop running. */
+    gyre_handle_unref(&sig_term.base);
+    gyre_handle_unref(&sig_int.base);
+    gyre_handle_unref(&sig_quit.base);
+    gyre_handle_unref(&sig_usr1.base);
+    (void)gyre_listener_close(&listener, NULL);
+    while (n_pending > 0)
+        close(pending[--n_pending]);
     for (i = 0; i < HTTP_MAX_CONNS; i++) {
         conn *c = &conns[i];
 
@@ -1188,7 +1614,7 @@ static void shut_down(void)
             conn_check_finish(c);
     }
     /* Unreferenced: the loop ends as soon as the connections have. */
-    if (gyre_timer_start(&stop_timer, on_stop_timer, STOP_GRACE_NS, 0) == 0)
+    if (gyre_timer_start(&stop_timer, on_stop_timer, stop_grace_ns, 0) == 0)
         gyre_handle_unref(&stop_timer.base);
 }
 
@@ -1229,12 +1655,85 @@ static int open_root(const char *dir)
     return 0;
 }
 
+/* --user: after everything that needs root (the bind, the logs, the
+ * root directory) is open. glibc's setuid() changes every thread of the
+ * process (it signals each one to make the system call, which by itself
+ * changes only the calling thread on Linux), so gyre's pool threads,
+ * started or not, end up with the new ids too; the test reads each
+ * thread's /proc status to check it. */
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+
+    if (pw == NULL) {
+        fprintf(stderr, "gyre-http: --user %s: no such user\n", user);
+        return -1;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "gyre-http: --user %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    if (pw->pw_uid != 0 && setuid(0) == 0) {
+        fprintf(stderr, "gyre-http: --user %s: root could be regained\n", user);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t pool_warm_fn(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void pool_warm_cb(gyre_op *op)
+{
+    (void)op;
+}
+
+/* Runs one job on gyre's pool so that its threads exist (they start when
+ * first needed) before --user drops privileges: the drop must reach
+ * threads already running, not only those started after it, and the test
+ * checks exactly that. */
+static int warm_pool(void)
+{
+    gyre_op op;
+    int rc;
+
+    gyre_op_work(&op, pool_warm_fn, NULL, GYRE_LANE_FAST);
+    if ((rc = gyre_submit(loop, &op, pool_warm_cb)) < 0 ||
+        (rc = gyre_loop_run(loop, GYRE_RUN_DEFAULT)) < 0)
+        return rc;
+    return 0;
+}
+
+static int parse_count(const char *s, uint64_t max, uint32_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: gyre-http --port P [--backend auto|uring|epoll|poll|select]\n"
                     "                 [--root DIR] [--exit-after-clients N] [--no-openat2]\n"
                     "                 [--max-body BYTES] [--lingering-time T]\n"
-                    "                 [--lingering-timeout T]\n"
+                    "                 [--lingering-timeout T] [--header-timeout T]\n"
+                    "                 [--body-timeout T] [--send-timeout T]\n"
+                    "                 [--keepalive-timeout T] [--keepalive-requests N]\n"
+                    "                 [--min-rate BYTES] [--min-rate-grace T]\n"
+                    "                 [--max-conns N] [--max-conns-per-ip N]\n"
+                    "                 [--shutdown-timeout T] [--access-log FILE|-]\n"
+                    "                 [--error-log FILE|-|off] [--user NAME]\n"
                     "       gyre-http --version\n");
     return 2;
 }
@@ -1287,9 +1786,11 @@ static int parse_duration(const char *s, uint64_t *ns)
 int main(int argc, char **argv)
 {
     gyre_loop_opts opts = {0};
-    const char *root = NULL;
+    gyre_listen_opts lopts = {.flags = GYRE_LISTEN_RESERVE_FD, .event_cb = on_listener_event};
+    gyre_listen_stats ls = {0};
+    const char *root = NULL, *user = NULL, *access_path = NULL, *error_path = "-";
     struct rlimit rl;
-    long port = 0;
+    long port = -1;
     int i, rc;
 
     for (i = 1; i < argc; i++) {
@@ -1317,11 +1818,48 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--lingering-timeout") == 0 && i + 1 < argc) {
             if (parse_duration(argv[++i], &linger_timeout_ns) != 0)
                 return usage();
+        } else if (strcmp(argv[i], "--header-timeout") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &header_timeout_ns) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--body-timeout") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &body_timeout_ns) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--send-timeout") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &send_timeout_ns) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--keepalive-timeout") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &keepalive_timeout_ns) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--min-rate-grace") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &min_rate_grace_ns) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--shutdown-timeout") == 0 && i + 1 < argc) {
+            if (parse_duration(argv[++i], &stop_grace_ns) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--min-rate") == 0 && i + 1 < argc) {
+            if (parse_size(argv[++i], &min_rate) != 0 || min_rate > 1000000000)
+                return usage();
+        } else if (strcmp(argv[i], "--keepalive-requests") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], UINT32_MAX, &keepalive_requests) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--max-conns") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], HTTP_MAX_CONNS, &max_conns) != 0 || max_conns == 0)
+                return usage();
+        } else if (strcmp(argv[i], "--max-conns-per-ip") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], HTTP_MAX_CONNS, &max_per_ip) != 0)
+                return usage();
+        } else if (strcmp(argv[i], "--access-log") == 0 && i + 1 < argc) {
+            access_path = argv[++i];
+        } else if (strcmp(argv[i], "--error-log") == 0 && i + 1 < argc) {
+            error_path = strcmp(argv[i + 1], "off") == 0 ? NULL : argv[i + 1];
+            i++;
+        } else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
+            user = argv[++i];
         } else {
             return usage();
         }
     }
-    if (port <= 0 || port > 65535)
+    if (port < 0 || port > 65535)
         return usage();
     if (root && open_root(root) != 0)
         return 1;
@@ -1333,6 +1871,17 @@ int main(int argc, char **argv)
     listen_fd = listen_on((int)port);
     if (listen_fd < 0)
         return 1;
+    if (port == 0) {
+        /* The kernel's pick, for whoever started us (the tests: a port
+         * chosen beforehand can be taken by another test's client). */
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+
+        if (getsockname(listen_fd, (struct sockaddr *)&sa, &sl) != 0)
+            return 1;
+        printf("gyre-http: listening on 127.0.0.1:%d\n", ntohs(sa.sin_port));
+        fflush(stdout);
+    }
     rc = gyre_loop_new(&loop, &opts);
     if (rc < 0) {
         fprintf(stderr, "gyre-http: gyre_loop_new: %s\n", gyre_strerror(rc));
@@ -1343,31 +1892,87 @@ int main(int argc, char **argv)
         fprintf(stderr, "gyre-http: gyre_bufpool_new: %s\n", gyre_strerror(rc));
         return 1;
     }
-    for (i = 0; i < HTTP_MAX_CONNS; i++)
-        free_conns[n_free++] = (uint32_t)(HTTP_MAX_CONNS - 1 - i);
+    for (i = 0; i < (int)max_conns; i++)
+        free_conns[n_free++] = (uint32_t)(max_conns - 1 - (uint32_t)i);
     refresh_date();
+    if ((rc = http_log_open(&access_log, loop, access_path, "access log")) < 0 ||
+        (rc = http_log_open(&error_log, loop, error_path, "error log")) < 0) {
+        fprintf(stderr, "gyre-http: opening the logs: %s\n", gyre_strerror(rc));
+        return 1;
+    }
+    if (user && (rc = warm_pool()) < 0) {
+        fprintf(stderr, "gyre-http: starting the thread pool: %s\n", gyre_strerror(rc));
+        return 1;
+    }
     gyre_signal_init(loop, &sig_term);
     gyre_signal_init(loop, &sig_int);
+    gyre_signal_init(loop, &sig_quit);
+    gyre_signal_init(loop, &sig_usr1);
     gyre_timer_init(loop, &stop_timer);
-    gyre_op_accept_multishot(&accept_op, listen_fd);
+    gyre_timer_init(loop, &sweep_timer);
+    /* gyre_listener, not a bare multishot accept: out of descriptors it
+     * backs off (and sheds with its reserve fd) instead of retrying at
+     * once, which spun a core under "ulimit -n 256". */
+    rc = gyre_listen_fd(loop, &listener, listen_fd, &lopts, on_accept);
+    if (rc < 0) {
+        fprintf(stderr, "gyre-http: listen: %s\n", gyre_strerror(rc));
+        return 1;
+    }
+    listen_fd = -1; /* the listener's now */
     if ((rc = gyre_signal_start(&sig_term, on_signal, SIGTERM)) < 0 ||
         (rc = gyre_signal_start(&sig_int, on_signal, SIGINT)) < 0 ||
-        (rc = gyre_submit(loop, &accept_op, on_accept)) < 0) {
+        (rc = gyre_signal_start(&sig_quit, on_signal, SIGQUIT)) < 0 ||
+        (rc = gyre_signal_start(&sig_usr1, on_signal, SIGUSR1)) < 0 ||
+        (rc = gyre_timer_start(&sweep_timer, on_sweep, sweep_period(), sweep_period())) < 0) {
         fprintf(stderr, "gyre-http: start: %s\n", gyre_strerror(rc));
         return 1;
     }
+    gyre_handle_unref(&sweep_timer.base);
+    gyre_handle_unref(&sig_usr1.base);
+    if (user && drop_privileges(user) != 0)
+        return 1;
     rc = gyre_loop_run(loop, GYRE_RUN_DEFAULT);
     if (rc < 0) {
         fprintf(stderr, "gyre-http: gyre_loop_run: %s\n", gyre_strerror(rc));
         return 1;
     }
     gyre_timer_stop(&stop_timer);
+    gyre_timer_stop(&sweep_timer);
+    /* Ignored first: a signal arriving once its watcher is gone must not
+     * kill the process on its way to exit 0. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    gyre_signal_stop(&sig_term);
+    gyre_signal_stop(&sig_int);
+    gyre_signal_stop(&sig_quit);
+    gyre_signal_stop(&sig_usr1);
+    (void)gyre_listener_stats(&listener, &ls);
+    http_log_close(&access_log);
+    http_log_close(&error_log);
     if ((rc = gyre_bufpool_free(pool)) < 0 || (rc = gyre_loop_free(loop)) < 0) {
         fprintf(stderr, "gyre-http: shutdown: %s\n", gyre_strerror(rc));
         return 1;
     }
-    close(listen_fd);
     if (root_fd >= 0)
         close(root_fd);
-    return 0;
+    /* What the server refused and cut, for tests and attack scripts. */
+    printf("gyre-http: accepted %llu connections, refused %llu (slots full), %llu (per-IP cap)\n",
+           (unsigned long long)n_accepted, (unsigned long long)n_refused,
+           (unsigned long long)n_per_ip);
+    printf("gyre-http: cut %llu header timeout, %llu min rate, %llu keep-alive timeout, %llu body "
+           "timeout, %llu send timeout, %llu evicted\n",
+           (unsigned long long)cut_count[CUT_HEADER], (unsigned long long)cut_count[CUT_MIN_RATE],
+           (unsigned long long)cut_count[CUT_KEEPALIVE], (unsigned long long)cut_count[CUT_BODY],
+           (unsigned long long)cut_count[CUT_SEND], (unsigned long long)cut_count[CUT_EVICTED]);
+    printf("gyre-http: out of descriptors %llu times, %llu accept calls in %llu back-off "
+           "intervals, shed %llu\n",
+           (unsigned long long)ls.exhaustions, (unsigned long long)ls.exhausted_attempts,
+           (unsigned long long)ls.backoff_ticks, (unsigned long long)ls.shed);
+    printf("gyre-http: paused reading %llu times (held buffers)\n", (unsigned long long)n_paused);
+    printf("gyre-http: log lines dropped: %llu error, %llu access\n",
+           (unsigned long long)error_log.dropped_total,
+           (unsigned long long)access_log.dropped_total);
+    return failed;
 }
