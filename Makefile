@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # Makefile: the developer's and CI's entry points; a thin wrapper around CMake and CTest.
 # Each target first checks its Debian packages with scripts/deps.sh, so `make test` works as
 # the first command on a fresh Debian 12 machine. `make help` lists the targets.

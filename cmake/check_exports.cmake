@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # check_exports.cmake: ABI checks on libgyre.so, run by CTest as `cmake -P`.
 #   -DNM=nm -DLIB=libgyre.so            abi_exports: every exported symbol is a public gyre_
 #                                       name (not gyre__, not a helper or a libc leftover)

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fuzz-diff.c: libFuzzer target of the differential test (test/diff/): the
  * input bytes are the generator's choices, so every input is a valid,
  * deterministic op program. The first byte picks the backend compared with

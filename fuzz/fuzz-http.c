@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fuzz-http.c: libFuzzer target for gyre-http's request parser
  * (examples/http/parser.h), a pure function of its bytes.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fuzz-ops.c: libFuzzer target that runs each input as a little program of
  * gyre API calls against one loop.
  *

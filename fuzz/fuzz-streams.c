@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fuzz-streams.c: libFuzzer target for the stream layer under resets and
  * closes with writes in flight (the path of issue 11's defect 2: a
  * gyre_stream_close() with a write in flight while peers reset).

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* gyre.h: the one public header of gyre, an event loop for Linux that offers
  * both readiness notification (reactor) and completion callbacks (proactor).
  *

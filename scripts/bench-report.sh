@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/bench-report.sh BUILD_DIR: runs every gyre-bench scenario in full and rewrites
 # docs/benchmarks.md (tables as printed, plots under docs/bench/, the machine, the method).
 # `make bench` calls it. Every figure in the page comes from this one run.

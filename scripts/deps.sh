@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/deps.sh: makes sure the Debian packages a make target needs are installed.
 #
 #   scripts/deps.sh GROUP...     groups: build test sanitize format valgrind reuse plot all

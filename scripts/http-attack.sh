@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/http-attack.sh: gyre-http attacked as a hostile client would (issue 14's acceptance).
 #
 #   scripts/http-attack.sh [BUILD_DIR]     (default build; needs gyre-http, gyre-attack, curl)

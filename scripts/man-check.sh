@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/man-check.sh: the reference manual's test (CTest: man_pages).
 #
 #   scripts/man-check.sh SRCDIR LIBGYRE_SO [CC [SANITIZERS]]

@@ -1,4 +1,6 @@
 #!/usr/bin/env perl
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/man-tool.pl: reads the public headers and the man pages in man/, for
 # scripts/man-check.sh (the CTest test man_pages) and for writing a new page.
 #
@@ -183,6 +185,8 @@ sub page_errors {
 sub link_target {
     my ($path) = @_;
     my $text = slurp($path);
+    # Comment lines (the SPDX header) may stand before the one .so request.
+    $text =~ s/\A(?:\.\\"[^\n]*\n)+//;
     return $1 if $text =~ /\A\.so\s+(man\d\/\S+)\s*\n?\z/;
     return undef;
 }

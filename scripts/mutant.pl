@@ -1,4 +1,6 @@
 #!/usr/bin/perl
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/mutant.pl: reads one mutant file (test/mutants/*.mutant) and checks
 # or applies it to a copy of the source tree. scripts/mutants.sh is its one
 # caller; the file format is described in docs/testing.md.

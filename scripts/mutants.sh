@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/mutants.sh BUILD_ROOT [ID...]: shows that the test suite fails for every seeded bug
 # in test/mutants/ (all of them, or the ids given); docs/testing.md describes the mutants.
 # `make test-mutants` calls it.

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/proxy-asan-loop.sh [BUILD_ASAN_DIR [RUNS [BACKEND]]]: the acceptance loop of issue 11
 # for defect 2, the stream proxy test (test/test-stream-proxy.c: 200 clients x 1 MiB through a
 # gyre_stream proxy while 40 more reset mid-transfer) RUNS times in a row (default 100) on

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/soak.sh BUILD_DIR: `make soak`, two long runs that each stop by themselves and fail
 # on any error. Time on 2 cores shared with other work: 8-10 min for the seeds, 1 min for
 # the churn (two full runs: 566 s and 55 s, 498 s and 54 s).

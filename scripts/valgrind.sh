@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # scripts/valgrind.sh BUILD_DIR: the stream and network tests on epoll under valgrind memcheck
 # (scenario K4: no uninitialised byte reaches a socket, no invalid access, no leak), then the
 # file tests on epoll with the linuxaio file engine.

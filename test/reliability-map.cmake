@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: the gyre authors
 # reliability-map.cmake: the check behind the CTest test `reliability_map`.
 #
 # docs/reliability.md maps each reliability scenario (A1..K4) to the tests that cover it, one

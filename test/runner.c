@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* runner.c: the gyre-tests binary and the helpers every test shares.
  *
  * `gyre-tests --list` prints the test names from test-list.h; `gyre-tests

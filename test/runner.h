@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* runner.h: what every gyre test file may use -- the assertion and skip macros
  * and the shared helpers (loops with a hang guard, fd pairs, bounded runs).
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-api.c: the API gaps a new user hit (issue 13, point 5) -- timers
  * counting from the cached time, <errno.h> from gyre.h alone, connect by
  * address, UDP connect, adopting a listening fd and socket activation, PATH

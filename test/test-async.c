@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-async.c: cross-thread wakeups -- coalescing, sends from the loop
  * thread and from callbacks, close, and the rule that the final send of a
  * storm from many threads is never lost.

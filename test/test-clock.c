@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-clock.c: scenario H1 -- the wall clock is set back and forward while
  * timers run, and the timers do not notice.
  *

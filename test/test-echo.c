@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-echo.c: gyre-echo run as a child process, on the backend under test
  * (it inherits GYRE_BACKEND), attacked the way issue 14 found it wanting:
  * a client that half-closes after a large upload, a client that never

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-faults.c: the GYRE_FAULTS switch -- the parser on good and malformed
  * specs (a typo must be an error, never silently disable injection), and,
  * when the environment sets it, that faults are actually injected while

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-file-direct.c: O_DIRECT reads and writes on every file engine --
  * aligned ones move exactly their bytes; a misaligned buffer, offset or
  * length fails with -EINVAL before anything is submitted; an uncached

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-file-errors.c: the error paths of every file and path operation on
  * every file engine -- EBADF (a descriptor that is not open), EISDIR (a
  * directory where a file is needed), ENOENT (a missing name or parent),

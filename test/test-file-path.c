@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-file-path.c: the file and path operations beyond read and write --
  * ftruncate, fallocate, unlinkat, renameat, mkdirat, copy_file_range and
  * readdir -- on every file engine, checked by their effect on the file

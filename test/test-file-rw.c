@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-file-rw.c: buffered file reads and writes on every file engine --
  * content checked byte for byte at seeded random offsets through read,
  * write, readv and writev; short reads at the end of the file; write, fsync

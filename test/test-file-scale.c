@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-file-scale.c: file operations in bulk and under pressure, on every
  * file engine -- 10,000 ops in flight at once (buffered writes, buffered
  * reads, O_DIRECT reads), each completing exactly once, with gyre's own

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-fswatch.c: inotify watches -- create, modify, delete and rename in a
  * directory with names and cookie pairing, a watched file and its removal,
  * queue overflow reported once, stop and free from inside the callback,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-hook.c: prepare, check and idle hooks -- where they run in an
  * iteration, start order, idle keeping the loop from blocking, and hooks
  * stopping themselves.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-http-limits.c: gyre-http against hostile and careless clients
  * (issue 14): the deadline of every phase, eviction when the slots run
  * out, the keep-alive and per-IP caps, running out of descriptors, the

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-http-parser.c: gyre-http's request parser and chunked decoder on
  * their own, with no loop and no socket: the API issue 7 fuzzes.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-http-rfc.c: gyre-http against RFC 9112/9110, end to end (issue 14,
  * point 3 and the request limits of point 4): Host and absolute-form
  * targets, message framing, syntax limits, --max-body and 100-continue,

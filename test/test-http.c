@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-http.c: gyre-http and gyre-cp run as child processes, on the backend
  * under test (they inherit GYRE_BACKEND).
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-lib.c: process-wide functions -- the allocator hook, gyre_strerror()
  * and the version functions against the header macros.
  */

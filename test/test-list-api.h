@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list-api.h: the API gaps a new user hit (issue 13, point 5),
  * test-api.c. Same format as test-list.h, which includes this file. They run
  * on every backend; none is labelled "ops" or "watch", so none runs again

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list-echo.h: gyre-echo run as a child process and attacked
  * (test-echo.c). Included by test-list.h; same format. The server inherits
  * GYRE_BACKEND, so each runs on the backend under test. */

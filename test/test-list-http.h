@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list-http.h: the examples' tests (gyre-http's parser on its own,
  * gyre-http and gyre-cp run as child processes). Included by test-list.h;
  * same format. The servers inherit GYRE_BACKEND, so each runs on the

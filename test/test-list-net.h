@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list-net.h: listener, name resolution, connect and UDP tests
  * (test-net-*.c). Format and labels as test-list.h; all are "net" and
  * "ops", so they also run under GYRE_FAULTS and the io_uring profiles.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list-process.h: child processes and file-system watches (issue 6,
  * items 5 and 6). Same format as test-list.h, which includes this file. */
 TEST_ENTRY(process_exit_status, "process")

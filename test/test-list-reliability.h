@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list-reliability.h: the reliability scenarios of docs/reliability.md that no
  * area test covered (test-reliability.c), one test per scenario gap, named
  * rel_<scenario>_<what>. Same format as test-list.h, which includes this file;

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list-stream.h: gyre_stream tests (test-stream*.c); same format as test-list.h. */
 TEST_ENTRY(stream_volume_tcp, "stream;ops;heavy")
 TEST_ENTRY(stream_volume_pipe, "stream;ops;heavy")

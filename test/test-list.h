@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-list.h: every gyre test, once. The runner expands TEST_ENTRY into its
  * table and prototypes; test/CMakeLists.txt reads this file at configure time
  * and registers each entry once per backend, so the format is fixed: one

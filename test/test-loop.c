@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-loop.c: the loop object -- embedding (loop fd, timeout), run modes,
  * ref/unref, stop, re-entrancy, freeing with live handles, creation options,
  * backend identity and capabilities, and the statistics counters.

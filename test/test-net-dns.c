@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-net-dns.c: gyre_getaddrinfo and gyre_connect, with names from
  * /etc/hosts only (no outside network, ever): "localhost" and a name the
  * hosts file lists, cancel of a resolution queued behind work that blocks

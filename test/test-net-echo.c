@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-net-echo.c: the echo server and clients of test-net-echo.h. */
 #include <dirent.h>
 #include <errno.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-net-echo.h: the echo server the listener tests share -- a
  * gyre_listener whose connections echo what they read, each with its own
  * read, write and close op, closed with gyre_op_close -- and blocking

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-net-emfile.c: a listener out of descriptors (RELIABILITY A1).
  *
  * The test lowers its own RLIMIT_NOFILE to a little above what it uses and

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-net-listen.c: gyre_listener on TCP over IPv4 and IPv6 loopback and on
  * Unix sockets (a path and an abstract name): accepted fds are close-on-exec
  * and non-blocking, an echo round trip works on each, SO_REUSEPORT is set

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-net-udp.c: gyre_udp on loopback -- datagrams both ways with their
  * source addresses (IPv4 and IPv6), truncation flagged for a datagram longer
  * than the buffer, a burst of 1,000 datagrams all received exactly once

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-basic.c: the success path of every operation on every backend --
  * nop, read/write/readv/writev on pipes and on regular files at offsets and
  * at the current position, recv/send, recvmsg/sendmsg with SCM_RIGHTS,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-bufpool.c: buffer pools and multishot recv.
  *
  * The pool is deliberately tiny (4 buffers of 64 bytes) and the test keeps

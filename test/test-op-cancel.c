@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-cancel.c: cancellation, deadlines and linked operations.
  *
  * Cancel is a request: the op completes exactly once, with -ECANCELED if the

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-errors.c: operation error results and gyre_submit()'s argument
  * checks on every backend -- the syscall's own -errno (EBADF, ECONNREFUSED,
  * EPIPE, ECONNRESET, ENOENT), end of file as 0, writes to a closed pipe that

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-link.c: the link rule of gyre.h's table, one test per row that
  * matters, with every op of a chain submitted before the loop runs (so that
  * io_uring gets the whole chain in one submission and links it in the

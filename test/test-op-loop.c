@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-loop.c: the loop around operations -- fork with a live loop (the
  * child re-creates its kernel objects and neither side loses or duplicates
  * an event), gyre_loop_info() (backend, ring flags, file engine), and the

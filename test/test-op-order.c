@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-order.c: the order of data ops on one fd (rule 5).
  *
  * Reads at the current position (read, readv, recv) on one fd take the bytes

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-pool.c: the thread pool behind work items and file operations --
  * lanes that do not starve each other, one pool shared by two loops running
  * on two threads, the pool's lifetime rules, and a loop created on one

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-stream.c: volume through operations -- 64 MiB over TCP loopback
  * and through a pipe, writer and reader both ops on one loop with seeded
  * random chunk sizes, checked by hash on both ends; and 10,000 connections

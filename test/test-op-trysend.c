@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-op-trysend.c: gyre_try_send(), gyre_try_write() and
  * gyre_op_set_bufpool_put().
  *

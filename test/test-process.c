@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-process.c: child processes -- exit status and terminating signal
  * exactly once, a child that ends before the loop looks, 1,000 children
  * reaped with none left, children we made ourselves left to us, a child that

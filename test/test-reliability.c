@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-reliability.c: the scenarios of docs/reliability.md (RELIABILITY A1..K4)
  * that the area tests did not cover, one test each (test-list-reliability.h).
  *

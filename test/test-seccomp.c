@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-seccomp.c: io_uring blocked by a seccomp filter, as container runtimes
  * do. In a forked child (the filter cannot be removed), a BPF filter makes
  * io_uring_setup -- or, separately, only io_uring_enter -- fail with EPERM.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-signal.c: signal watchers -- delivery, coalescing, several watchers on
  * one and on several loops (G1), restoring the previous disposition, and
  * argument checks.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-stream-proxy.c: a TCP proxy made of gyre_streams, as a program would
  * write one, under clients that reset mid-transfer.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-stream-volume.c: 64 MiB through gyre_stream over TCP loopback and a
  * pipe, writer and reader both streams on one loop. The writer keeps many
  * write requests queued (seeded random sizes) so that they pile up behind

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-stream.c: gyre_stream behaviour -- back-pressure after read_stop,
  * close and peer reset with writes pending (each completes exactly once),
  * half-close both ways, EPIPE without SIGPIPE, idle timeouts by counts,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-timer.c: timer semantics -- ordering (deadline, then start order),
  * repeat, stop/restart/free from inside callbacks, zero and saturating
  * timeouts, gyre_timer_again() and the accessors.

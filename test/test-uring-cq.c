@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-uring-cq.c: many ops in flight, far more than io_uring's completion
  * queue holds, and cancels issued from the batch that already holds the
  * cancelled op's completion. Named for the backend whose bugs they caught;

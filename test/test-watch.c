@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* test-watch.c: readiness watches on every backend -- which bits each kind of
  * fd reports, level and edge triggering, changing and stopping watches from
  * callbacks, stale events after stop/close/reuse, scale, and argument checks.

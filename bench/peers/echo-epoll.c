@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-epoll.c: the echo server on raw epoll, the baseline for gyre's
  * readiness backends (epoll, poll, select) and for the peers built on epoll.
  *

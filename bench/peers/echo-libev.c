@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-libev.c: the echo server on libev (its epoll backend on Linux).
  *
  * ev_io watchers embedded in the connection record, one read per readiness

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-libevent.c: the echo server on libevent's event API (the epoll
  * backend it picks on Linux).
  *

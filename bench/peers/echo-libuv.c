@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-libuv.c: the echo server on libuv, written as libuv's documentation
  * suggests for speed: uv_read_start with an alloc_cb that hands out one
  * static buffer (libuv reads into it and calls read_cb before it asks for a

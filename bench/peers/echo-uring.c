@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-uring.c: the echo server on raw liburing, the baseline for gyre's
  * io_uring backend.
  *

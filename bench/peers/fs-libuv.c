@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fs-libuv.c: random reads with libuv's uv_fs_read, the peer of gyre-bench's
  * "file" scenario (tools/bench/file.c).
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* peer.c: the listening socket, option parsing and stop signal that every
  * peer echo server shares (see peer.h). Nothing here runs per message.
  */

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* peer.h: what every peer echo server in bench/peers/ shares, so that the
  * peers differ only in the event loop they put around it.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* consumer: the smallest program that uses an installed gyre, built by CI both with
  * pkg-config and with CMake's find_package(gyre) to prove the installed package works.
  *

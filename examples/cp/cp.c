@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* cp.c: gyre-cp, a file and tree copier on gyre's operations.
  *
  *   gyre-cp [--backend auto|uring|epoll|poll|select] [--no-copy-range] SRC DST

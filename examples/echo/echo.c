@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo.c: gyre-echo, a TCP echo server on gyre's operations, and the server
  * gyre-bench's echo scenario measures against the peers in bench/peers/.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* log.c: gyre-http's logs, see log.h.
  *
  * Invariants: at most one write op in flight per log, always of the half

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* log.h: gyre-http's access and error logs, written without ever blocking
  * the loop or allocating per line.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* parser.c: gyre-http's request parser and chunked-body decoder (see
  * parser.h). Pure: no I/O, no allocation, no global state.
  *

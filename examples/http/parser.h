@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* parser.h: gyre-http's HTTP/1.1 request parser, a pure function of the
  * bytes it is given.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* server.c: gyre-http, an HTTP/1.1 server on gyre's operations, and the
  * server gyre-bench's http scenario measures against nginx.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* gyre/net.h: listeners, name resolution, connect with Happy Eyeballs, UDP.
  * Part of gyre.h (include that, not this); everything here keeps gyre.h's
  * contract: -errno returns, exactly-once completions, callbacks on the loop

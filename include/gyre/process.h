@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* gyre/process.h: child processes and file-system watches. Part of gyre.h,
  * which includes it; include gyre.h, not this file.
  *

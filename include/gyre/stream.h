@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* gyre/stream.h: byte streams over TCP, Unix-domain sockets, pipes and any
  * other stream fd, built on gyre's operations (so they run natively on
  * io_uring and emulated on select, poll and epoll). Part of gyre.h: include

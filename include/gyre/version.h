@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* gyre/version.h: compile-time version of the gyre headers.
  *
  * GYRE_VERSION_HEX packs major.minor.patch as 0xMMmmpp so that

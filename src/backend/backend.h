@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* backend.h: the contract between the core and an event backend.
  *
  * The core owns semantics: which watch wants which events, generations that

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* engine.h: the contract between the core and a file engine.
  *
  * A file engine carries file reads, writes and syncs in some kernel

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* epoll.c: the epoll event backend.
  *
  * The kernel keeps the interest list, so this file keeps no per-fd state:

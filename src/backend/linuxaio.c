@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* linuxaio.c: the "linuxaio" file engine: O_DIRECT reads and writes (and
  * fsync where the kernel has it) on Linux kernel AIO, with completions
  * signalled through an eventfd the core watches.

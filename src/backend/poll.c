@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* poll.c: the poll event backend (ppoll, for nanosecond timeouts).
  *
  * State: a dense pollfd array handed to ppoll as is, a parallel cookie

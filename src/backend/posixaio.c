@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* posixaio.c: the "posixaio" file engine: file reads, writes and syncs
  * carried by glibc's POSIX AIO (aio_read/aio_write/aio_fsync), completions
  * reported on the loop thread through a realtime signal and a sweep.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* probe.c: gyre__probe_once (see probe.h). */
 #include "backend/probe.h"
 

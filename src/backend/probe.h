@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* probe.h: a backend's or engine's probe, run once per process.
  *
  * A probe makes real kernel objects (a ring, an AIO context) to learn what

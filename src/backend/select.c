@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* select.c: the select event backend (pselect, for nanosecond timeouts).
  *
  * The most limited backend (fds below FD_SETSIZE only, no edge trigger).

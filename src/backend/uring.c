@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* uring.c: the io_uring backend: readiness (one-shot POLL_ADD re-armed per
  * event) and native operations on one ring, with one io_uring_enter per
  * wait() that both submits and waits.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* uring.h: what the io_uring backend tells the core beyond the vtable.
  *
  * The vtable (gyre__backend_uring, backend.h) says whether io_uring works;

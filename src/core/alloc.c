@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* alloc.c: the allocator hook (gyre_set_allocator) and growth helper.
  *
  * The hook is process-wide and may change only while no loop exists, because

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* alloc.h: gyre's own allocations, through the user's allocator hook.
  *
  * Every allocation gyre makes goes through these four, so that

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* async.c: cross-thread wakeups.
  *
  * Protocol (every access sequentially consistent, so one total order holds):

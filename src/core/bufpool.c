@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* bufpool.c: buffer pools for multishot recv.
  *
  * One API on every backend. On io_uring (when the kernel has provided-buffer

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* emul.c: operations emulated by readiness, for select, poll and epoll (and
  * for opcodes io_uring lacks), plus the blocking executor pool threads use.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* engine.c: the core's side of the file engines (linuxaio, posixaio):
  * choosing one, waking on its completions, routing file ops to it, and
  * cancel and fork for the ops it holds.

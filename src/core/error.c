@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* error.c: version queries and error text. */
 #include <limits.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fdtable.c: the loop's per-fd table, the one place readiness is registered
  * and dispatched, for user watches and emulated ops alike.
  *

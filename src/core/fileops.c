@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fileops.c: file and path operations as blocking syscalls (for pool
  * threads), the O_DIRECT alignment rules, and what the core checks before a
  * file read or write goes anywhere.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* hook.c: prepare, check and idle hooks.
  *
  * Each kind is an intrusive list run in start order by gyre__list_each, which

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* loop.c: loop life cycle, backend selection, and the iteration.
  *
  * One iteration (DESIGN.md "The loop iteration"):

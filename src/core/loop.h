@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* loop.h: the loop's private state, shared by the files of src/core/.
  *
  * Invariants:

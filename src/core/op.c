@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* op.c: operations (the proactor API): preparation, submission, routing,
  * links, deadlines, cancellation and completion.
  *

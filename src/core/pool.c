@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* pool.c: the thread pool that carries file ops and user work off the loop.
  *
  * A pool has GYRE_LANES lanes. Each lane is a FIFO of queued ops (linked

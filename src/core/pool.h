@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* pool.h: the thread pool's interface to the rest of the core.
  *
  * A gyre_pool has lanes (GYRE_LANE_*), each a FIFO of ops and its own

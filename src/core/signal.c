@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* signal.c: signal watchers.
  *
  * One process-wide handler per signal (libuv's design). Loops that watch any

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* timer.c: timers on a 4-ary min-heap keyed by (deadline, start sequence).
  *
  * A 4-ary heap is shallower than a binary one and its four children share a

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* trysend.c: gyre_try_send() and gyre_try_write(), a write made now with
  * no op (libuv's uv_try_write): an echo that can send at once pays one
  * syscall and no op state, and submits an op only for what is left.

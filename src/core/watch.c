@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* watch.c: readiness watches, the reactor API.
  *
  * A watch lives in its fd's entry of the loop's fd table (fdtable.c), which

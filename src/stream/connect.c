@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* connect.c: gyre_connect, resolve then connect with Happy Eyeballs
  * (RFC 8305).
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* dns.c: gyre_getaddrinfo, getaddrinfo(3) as a work op on the pool's DNS
  * lane.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* listen.c: gyre_listener, a listening socket with a multishot accept and a
  * policy for running out of descriptors.
  *

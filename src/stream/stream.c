@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* stream.c: gyre_stream, byte streams on gyre's public operations.
  *
  * Each stream embeds three ops and never has more than one of each in

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* udp.c: gyre_udp, datagrams in batches: recvmmsg on readiness, sendmmsg
  * for gyre_udp_try_send, a sendmsg op for gyre_udp_send.
  *

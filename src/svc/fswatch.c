@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* fswatch.c: file-system watches on inotify.
  *
  * One inotify instance per active fswatch, CLOEXEC|NONBLOCK, watched for

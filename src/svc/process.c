@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* process.c: child processes (gyre_spawn) and the reaper of abandoned ones.
  *
  * A child is made with clone3(CLONE_PIDFD), else fork() + pidfd_open(),

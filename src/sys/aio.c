@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* aio.c: syscall wrappers for Linux kernel AIO (io_setup, io_destroy,
  * io_submit, io_getevents, io_cancel) and the memfd its feature probe uses.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* faults.c: GYRE_FAULTS parsing and the injection decision.
  *
  * The spec is read once per process (pthread_once) and copied into the global

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* inject.h: the fault-injection steps shared by the wrappers of src/sys/.
  *
  * Each helper decides one fault for one call, before the kernel acts, and

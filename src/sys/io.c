@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* io.c: syscall wrappers for operations: socket and vectored I/O (non-blocking,
  * called by the readiness emulation) and file I/O (blocking, called on pool
  * threads).

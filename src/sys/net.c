@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* net.c: the wrappers declared in sys/net.h.
  *
  * Invariants: as sys.c -- -errno returns, every fd close-on-exec from birth,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* sys/net.h: the socket and resolver calls of the network layer
  * (src/stream/listen.c, connect.c, dns.c, udp.c) that operations do not
  * carry. Same rules as sys.h: -errno returns, close-on-exec on every fd made

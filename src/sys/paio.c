@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* paio.c: wrappers for glibc's POSIX AIO (aio_read(3) and friends), used by
  * the posixaio file engine.
  *

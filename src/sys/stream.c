@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* sys/stream.c: socket-option wrappers for src/stream/ (see sys/stream.h). */
 #include <errno.h>
 #include <sys/socket.h>

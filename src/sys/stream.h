@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* sys/stream.h: the socket-option wrappers the stream layer needs beyond what
  * operations give it. Same rules as sys.h: -errno on failure, no fault
  * injection (an option call has no transient failure a kernel would give).

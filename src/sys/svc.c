@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* svc.c: the syscall wrappers declared in svc.h -- spawning and reaping
  * children, and inotify.
  *

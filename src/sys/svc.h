@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* svc.h: the syscall wrappers of the system handles (src/svc/): child
  * processes (clone3, fork, pidfd_open, waitid, pidfd_send_signal) and
  * inotify.

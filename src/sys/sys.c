@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* sys.c: the syscall wrappers declared in sys.h.
  *
  * Invariants: every wrapper returns -errno on failure (errno itself is left

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* sys.h: the one door from gyre to the kernel.
  *
  * Every syscall gyre makes goes through a wrapper declared here. Wrappers

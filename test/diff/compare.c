@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* compare.c: compares two outcomes of one program.
  *
  * Everything recorded must be identical, except what the table below

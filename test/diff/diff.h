@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* diff.h: differential execution of random op programs across backends.
  *
  * A *program* is made from a seed (or from fuzzer bytes) by the generator

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* exec.c: runs one diff program on one backend and file engine, records its
  * outcome and checks the invariants every run must keep, whatever the
  * backend:

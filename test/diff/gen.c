@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* gen.c: makes a deterministic op program from a seed or fuzzer bytes.
  *
  * The generator keeps a model of every side (the receiving end of a pair or

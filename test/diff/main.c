@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* main.c: gyre-diff, the differential test's command line.
  *
  *   gyre-diff --ref epoll --cmp uring --seeds 0-199

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* attack.c: gyre-attack, the hostile clients of scripts/http-attack.sh.
  *
  *   gyre-attack --port P --mode slowloris|idle|silent|pipeline --conns N

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* bench.h: the harness shared by gyre-bench's scenarios.
  *
  * A scenario is one entry of the table in main.c: a function that runs once

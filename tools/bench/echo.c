@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo.c: scenario "echo", gyre-echo on every backend against the same echo
  * server on raw epoll, raw liburing, libuv, libevent and libev
  * (bench/peers/), under one ping-pong load client (load.c).

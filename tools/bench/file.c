@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* file.c: scenario "file", random 4 KiB reads of one file by every gyre file
  * engine, by fio with the matching engines and by libuv's uv_fs_read
  * (bench/peers/fs-libuv.c), in the same run on the same file.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* http.c: scenario "http", gyre-http on every backend against nginx (Debian's
  * nginx-light), both answering GET / with the same fixed body, loaded by wrk.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* idle.c: scenario "idle", the round-trip time of one active socket while N
  * idle fds are registered with the loop.
  *

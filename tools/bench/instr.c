@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* instr.c: gyre-instr, the cost guard behind `make bench-instr`: user-space
  * instructions per echoed 64-byte message, counted by callgrind on the
  * server, for gyre's ways of writing an echo and for the raw loops, in one

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* load.c: the echo load client (see load.h).
  *
  * One process, one thread, raw level-triggered epoll: every server gets the

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* load.h: the echo load client and the server processes it measures, the
  * pieces of gyre-bench's server scenarios (echo.c) that do not depend on
  * what is served.

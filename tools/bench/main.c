@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* main.c: gyre-bench's command line and driver.
  *
  * Runs each selected scenario (the table below) once per selected backend,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* plot.c: gyre-bench's charts, drawn by gnuplot from the recorded results.
  *
  * The data and the script are written next to the PNG and kept, so a chart

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* proc.c: the helper processes and fd plumbing of gyre-bench's scenarios.
  *
  * Helpers hold the far ends of what the benchmark process watches, so that

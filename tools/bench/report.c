@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* report.c: gyre-bench's results and the two ways they leave the process,
  * the tables on stdout and the JSON file.
  *

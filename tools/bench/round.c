@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* round.c: what keeps every round of gyre-bench bounded and its failures
  * explained: the outcome record and the guard timer.
  *

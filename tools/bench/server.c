@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* server.c: the server processes of gyre-bench's server scenarios (see
  * load.h): starting them pinned, waiting until they listen, stopping them,
  * their CPU time, the cgroup that caps them, and the tools that count their

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* stats.c: gyre-bench's clock, statistics over rounds, latency histograms,
  * random numbers and progress line.
  *

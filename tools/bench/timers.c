@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* timers.c: scenario "timers", the cost of gyre's timer heap with a million
  * timers in it.
  *

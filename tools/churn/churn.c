@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* churn.c: gyre-churn, a connection-churn load generator for an echo server
  * on loopback (make soak runs it against gyre-echo).
  *

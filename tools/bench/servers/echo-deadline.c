@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-deadline.c: gyre-echo-deadline, gyre-echo's op path (one multishot
  * recv per connection, one send op per chunk from the pool buffer it arrived
  * in) with a deadline on every send (gyre_op_set_deadline): what a server

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-stream.c: gyre-echo-stream, the echo on gyre_stream (what gyre-http
  * and a proxy build on): reading from the shared pool, each chunk kept
  * (gyre_stream_read_keep) and written back from its pool buffer, the buffer

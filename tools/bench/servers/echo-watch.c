@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* echo-watch.c: gyre-echo-watch, the echo on gyre's reactor API: one
  * level-triggered gyre_watch per connection, recv and send by hand into a
  * per-connection buffer, as the raw epoll peer does. What gyre's loop, fd

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* srv.c: the frame of the bench-instr echo servers (srv.h). */
 #include <netinet/in.h>
 #include <netinet/tcp.h>

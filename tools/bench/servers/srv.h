@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* SPDX-FileCopyrightText: the gyre authors */
 /* srv.h: what the small echo servers of make bench-instr share (see
  * srv.c): options, the loop, a listener on 127.0.0.1, SIGTERM, and the
  * --exit-after-clients count. Each server is one way of writing an echo on
