@@ -266,3 +266,59 @@ void test_op_recv_multishot_cancel(void)
     test_close(s);
     test_loop_free(loop);
 }
+
+/* The op asked to end in the batch whose last CQE ends it for want of a
+ * buffer (io_uring: data for more than the pool, one submission; the
+ * callback that took the last buffer cancels): the final result is
+ * -ECANCELED, never -ENOBUFS (issue 11's proxy: a stream that stopped and
+ * restarted reading took it for its socket's error). */
+static gyre_loop *dry_loop;
+
+static void ms_cancel_dry_cb(gyre_op *op)
+{
+    struct ms *m = (struct ms *)op;
+
+    ms_cb(op);
+    if (m->dry == 1 && (op->flags & GYRE_OP_MORE)) {
+        m->dry++;
+        ASSERT_EQ(gyre_cancel(dry_loop, op), 0);
+    }
+}
+
+void test_op_recv_multishot_cancel_dry(void)
+{
+    static struct ms m;
+    size_t sent = 0, total = 8192;
+    unsigned char rest[8192];
+    ssize_t n;
+    int c, s;
+
+    dry_loop = test_loop_new();
+    pattern_init();
+    test_tcp_pair(&c, &s);
+    pump(c, &sent, total);
+    ASSERT_EQ(sent, total);
+    memset(&m, 0, sizeof m);
+    m.hash = TEST_FNV_INIT;
+    m.min_avail = NBUF;
+    ASSERT_EQ(gyre_bufpool_new(dry_loop, &m.pool, NBUF, BUFSZ), 0);
+    gyre_op_recv_multishot(&m.op, s, m.pool);
+    ASSERT_EQ(gyre_submit(dry_loop, &m.op, ms_cancel_dry_cb), 0);
+    test_run_until(dry_loop, &m.final, 1);
+    test_run_nowait(dry_loop, 3);
+    ASSERT_EQ(m.final, 1);
+    ASSERT_EQ(m.final_result, -ECANCELED);
+    ASSERT_EQ(m.completions, NBUF + 1);
+    ASSERT_EQ(m.got, NBUF * BUFSZ);
+    ASSERT_EQ(gyre_bufpool_available(m.pool), 0);
+    ms_put_all(&m);
+    /* What was not delivered is still in the socket, in order. */
+    n = read(s, rest, sizeof rest);
+    ASSERT_EQ(n, (ssize_t)(total - NBUF * BUFSZ));
+    ASSERT_EQ(memcmp(rest, pattern + m.got, (size_t)n), 0);
+    ASSERT_EQ(gyre_bufpool_available(m.pool), NBUF);
+    ASSERT_EQ(gyre_bufpool_free(m.pool), 0);
+    test_close(c);
+    test_close(s);
+    test_loop_free(dry_loop);
+}

@@ -1349,10 +1349,21 @@ void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
     /* A multishot's deadline is the core's timer, which cancels it. */
     if ((OPF & GYRE__OPF_TIMEDOUT) && res == -ECANCELED)
         res = -ETIME;
-    if (multishot && !(OPF & GYRE__OPF_CANCEL)) {
+    if (multishot) {
+        /* Asked to end (gyre_cancel, a close, the deadline's timer): an
+         * end the kernel chose first is reported as the one asked for. */
+        int64_t asked = (OPF & GYRE__OPF_TIMEDOUT) ? -ETIME
+                        : (OPF & GYRE__OPF_CANCEL) ? -ECANCELED
+                                                   : 0;
+
         /* Out of buffers: wait for one to come back, then re-arm; the
-         * callback never sees -ENOBUFS. */
-        if (res == -ENOBUFS && opc == GYRE__OP_RECV_MULTI) {
+         * callback never sees -ENOBUFS, also not when the op was asked to
+         * end and the kernel ran dry before the cancel reached it (or a
+         * callback earlier in this batch asked): a stream that stopped and
+         * restarted reading took that -ENOBUFS for its socket's error. */
+        if (res == -ENOBUFS && opc == GYRE__OP_RECV_MULTI && asked != 0) {
+            res = asked;
+        } else if (res == -ENOBUFS && opc == GYRE__OP_RECV_MULTI) {
             gyre_bufpool *p = op->gyre__priv.addr;
 
             /* The buffers' own completions come in the same batch, just
@@ -1366,7 +1377,7 @@ void gyre__op_native_event(gyre_loop *loop, const gyre__event *ev)
         }
         /* The kernel ended the multishot on its own (a full CQ, say) after a
          * good result: deliver it as one of many and re-arm once. */
-        if (res > 0 || (opc == GYRE__OP_ACCEPT_MULTI && res >= 0)) {
+        if (!(OPF & GYRE__OPF_CANCEL) && (res > 0 || (opc == GYRE__OP_ACCEPT_MULTI && res >= 0))) {
             op->gyre__priv.state = GYRE__OS_REARM;
             gyre__op_complete(loop, op, res, flags | GYRE_OP_MORE, ev->buf_id);
             if (OPF & GYRE__OPF_CANCEL)
