@@ -660,9 +660,14 @@ static void act_file(struct gen *g)
         x->fsize += len;
         x->fwrote = g->round;
         if (R(g, 4) == 0 && x->committed > 0) {
-            /* Linked to a read of what an earlier round wrote. */
+            /* Linked to a read of what an earlier round wrote, and no
+             * further: past it, other writes of this round may be under
+             * way, and the read would see them or not by timing. */
             off = R(g, (uint32_t)(x->committed / unit)) * (uint64_t)unit;
-            rd = add_op(g, DOP_FREAD, r, 0, unit * (1 + R(g, 2)));
+            len = unit * (1 + R(g, 2));
+            if (off + len > x->committed)
+                len = (uint32_t)(x->committed - off);
+            rd = add_op(g, DOP_FREAD, r, 0, len);
             if (rd < 0)
                 return;
             g->p->ops[rd].off = off;
