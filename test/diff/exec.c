@@ -79,6 +79,7 @@ static struct {
     struct xop **mem;
     struct xside *xs;
     int in_api, in_run;
+    int timers; /* cancel timers started and not yet fired */
     uint64_t progress_ms;
 } S;
 
@@ -298,6 +299,7 @@ static void timer_cb(gyre_timer *t)
     struct xtimer *xt = (struct xtimer *)t;
 
     enter_cb("timer", xt->target);
+    S.timers--;
     cancel_op(xt->target);
     /* One-shot: inactive once fired, so its memory may go now. */
     memset(xt, 0x5a, sizeof *xt);
@@ -498,6 +500,8 @@ static void timer_cancel(int32_t target)
     xt->target = target;
     if (gyre_timer_start(&xt->t, timer_cb, 1000000u, 0) != 0)
         fail("timer_start");
+    else
+        S.timers++;
 }
 
 static int nonblock(int fd)
@@ -787,7 +791,10 @@ int diff_run(const struct diff_prog *p, const struct diff_env *env, struct diff_
 
             for (uint32_t i = 0; i < p->nop; i++)
                 left += S.mem[i] != NULL;
-            if (left == 0)
+            /* A cancel timer of the last round may still be due (its op
+             * may have ended first): it fires within 1 ms, and the loop
+             * can be freed only after it. */
+            if (left == 0 && S.timers == 0)
                 break;
             if (now_ms() - S.progress_ms > hang_ms) {
                 S.out->hang = 1;
