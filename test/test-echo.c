@@ -555,36 +555,6 @@ static int fd_count(pid_t pid)
     return n;
 }
 
-/* utime + stime of process pid, in clock ticks (proc(5), fields 14, 15). */
-static unsigned long long cpu_ticks(pid_t pid)
-{
-    char path[64], text[1024], *p;
-    unsigned long long ut, st;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "re");
-    ASSERT_TRUE(f != NULL);
-    n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    /* The command name (field 2) may hold spaces: start after its ')'. */
-    p = strrchr(text, ')');
-    ASSERT_TRUE(p != NULL);
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        FAIL("cannot read /proc/PID/stat");
-    return ut + st;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* One message on fd and its echo back; 0, or -1 if the server closed or
  * reset the connection (it shed it). */
 static int ping(int fd, const char *msg)
@@ -617,14 +587,11 @@ static int ping(int fd, const char *msg)
  * back-off) rather than retry accept at once, keep serving the connections
  * it has, and accept again once descriptors are free.
  *
- * Not spinning is asserted twice. Exactly, from the listener's counters:
+ * Not spinning is asserted from the listener's counters, not from time:
  * accept calls while exhausted <= 2 x (back-off intervals + exhaustions),
  * the bound listen.c keeps whatever clients do (an immediate retry breaks
- * it at once). Loosely, from the server's CPU time: over about a second of
- * exhaustion it must use less than half the elapsed clock ticks (a spinning
- * server uses nearly all of a core; a waiting one about none). That bound
- * is deliberately generous, so that a slow or shared machine cannot fail
- * it; it does not measure how fast anything is. */
+ * it at once). The server stays exhausted for about a second first, so
+ * several back-off intervals pass. */
 #define EMFILE_LIMIT 64
 #define EMFILE_EXTRA 96
 
@@ -633,8 +600,7 @@ void test_echo_emfile(void)
     static int fds[EMFILE_LIMIT + EMFILE_EXTRA];
     const int n = EMFILE_LIMIT + EMFILE_EXTRA;
     echo_proc e;
-    unsigned long long cpu0, cpu1, out, calls, ticks, shed, accepted, refused;
-    uint64_t t0, t1, elapsed_ticks;
+    unsigned long long out, calls, ticks, shed, accepted, refused;
     int i, served = 0;
 
     test_nofile((size_t)n + 64);
@@ -649,16 +615,7 @@ void test_echo_emfile(void)
                       fd_count(e.pid), EMFILE_LIMIT - 1);
         sleep_ms(10);
     }
-    cpu0 = cpu_ticks(e.pid);
-    t0 = now_ns();
     sleep_ms(1000);
-    cpu1 = cpu_ticks(e.pid);
-    t1 = now_ns();
-    elapsed_ticks = (t1 - t0) * (uint64_t)sysconf(_SC_CLK_TCK) / 1000000000u;
-    if ((cpu1 - cpu0) * 2 >= elapsed_ticks)
-        test_fail(__FILE__, __LINE__,
-                  "out of descriptors, gyre-echo used %llu of %llu clock ticks: it spins",
-                  cpu1 - cpu0, (unsigned long long)elapsed_ticks);
     /* The first connection was accepted before the limit: still served. */
     ASSERT_EQ(ping(fds[0], "while exhausted"), 0);
     for (i = 0; i < n; i++)
